@@ -1,0 +1,16 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace callhome {
+/** Wall-clock time used in the inventory: milliseconds since the Unix epoch, UTC. */
+using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
+
+TimePoint now();
+/** "2026-11-22T02:55:15.123Z" */
+std::string toIso8601(TimePoint t);
+/** Accepts "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.mmm]][Z]" (UTC) or a relative "15m", "2h", "7d"; nullopt otherwise. */
+std::optional<TimePoint> parseTime(const std::string& text, TimePoint reference);
+}

@@ -1,0 +1,98 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+#include "common/Error.h"
+#include "inventory/Types.h"
+
+namespace callhome::inventory {
+/** A reference (name, id, fingerprint prefix) matched no device. */
+class NotFound : public UsageError {
+public:
+    using UsageError::UsageError;
+};
+/** A reference matched more than one device. */
+class Ambiguous : public UsageError {
+public:
+    using UsageError::UsageError;
+};
+/** The database cannot be used: corrupt, newer schema than this build, not a callhome inventory. */
+class DatabaseError : public Error {
+public:
+    using Error::Error;
+};
+
+/** Result of recording a call-home contact by an SSH host key (or, later, a certificate). */
+struct Contact {
+    Device device; ///< after the update (attempts incremented, last seen/address set)
+    bool created = false; ///< first time this identity was seen
+};
+
+/**
+ * The device inventory: devices, their identities and state, live sessions, and an append-only event log.
+ * SQLite is the embedded implementation; the interface keeps SQL dialect out of callers so that a shared
+ * PostgreSQL inventory can be added for several listeners. All methods are thread-safe.
+ */
+class Inventory {
+public:
+    virtual ~Inventory() = default;
+
+    // --- listener side ---
+    /**
+     * Records that a device with this identity called home from `address`: creates a pending device on first
+     * contact (flagging sameAddressAs when a known, non-pending device was last seen at that address), otherwise
+     * bumps attempts / last seen / last address. One transaction.
+     */
+    virtual Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
+                                  const std::string& address, TimePoint at)
+        = 0;
+    /** Registers a listener instance (unique id) and drops any sessions an earlier instance with that id left. */
+    virtual void listenerStarted(const std::string& listenerId, TimePoint at) = 0;
+    /** Liveness beat; sessions of a listener whose beat is older than the staleness window show as disconnected. */
+    virtual void heartbeat(const std::string& listenerId, TimePoint at) = 0;
+    /** Clean shutdown: removes the listener and its sessions. */
+    virtual void listenerStopped(const std::string& listenerId) = 0;
+    /** A NETCONF session is up: stores the hello capabilities and marks the device connected via this listener. */
+    virtual void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
+                               const std::vector<std::string>& capabilities)
+        = 0;
+    virtual void sessionClosed(int64_t deviceId, const std::string& listenerId) = 0;
+    virtual void addEvent(const Event& event) = 0;
+    /** Changes whenever any connection (this process or another) commits a write; cheap to poll. */
+    virtual uint64_t changeCounter() = 0;
+
+    // --- lookups ---
+    virtual std::optional<Device> findByFingerprint(const std::string& fingerprint) = 0;
+    virtual std::optional<Device> findById(int64_t id) = 0;
+    /** Every device, ordered by id. */
+    virtual std::vector<Device> devices() = 0;
+    /**
+     * Resolves an operator's reference: exact name, numeric id, exact fingerprint, or an unambiguous prefix of a
+     * fingerprint (with or without "SHA256:"). Throws NotFound / Ambiguous with a message naming the candidates.
+     */
+    virtual Device resolve(const std::string& reference) = 0;
+    virtual std::vector<Event> events(const EventFilter& filter) = 0;
+
+    // --- operator actions; each appends an event; all throw UsageError on an invalid transition ---
+    /** pending|rejected|revoked → approved; name required unless already named; unique names. */
+    virtual Device approve(int64_t deviceId, const std::optional<std::string>& name,
+                           const std::optional<std::string>& sshUser)
+        = 0;
+    virtual Device reject(int64_t deviceId) = 0; ///< pending → rejected (or approved → rejected)
+    virtual Device revoke(int64_t deviceId) = 0; ///< approved → revoked
+    virtual void forget(int64_t deviceId) = 0; ///< deletes the device; its events keep name/fingerprint text
+    virtual Device rename(int64_t deviceId, const std::string& newName) = 0;
+    /**
+     * Moves known device `deviceId` to the identity of pending device `pendingId` (re-imaged/replaced device):
+     * the device keeps id, name, user and state approved; its old fingerprint is retired; the pending row is removed.
+     */
+    virtual Device rekey(int64_t deviceId, int64_t pendingId) = 0;
+};
+
+/** Opens (creating and migrating as needed) the SQLite inventory at `path`. Throws DatabaseError. */
+std::unique_ptr<Inventory> openSqlite(const std::string& path);
+/** Opens an existing SQLite inventory without creating it or changing its schema (for readers). */
+std::unique_ptr<Inventory> openSqliteExisting(const std::string& path);
+}

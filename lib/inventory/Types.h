@@ -1,0 +1,78 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+#include "common/Time.h"
+
+namespace callhome::inventory {
+/** What the operator (or pre-provisioning) decided about a device's current identity. */
+enum class DeviceState { Pending, Approved, Rejected, Revoked };
+/** How the device calls home. */
+enum class Transport { Ssh, Tls };
+
+std::string toString(DeviceState s);
+std::string toString(Transport t);
+/** Throws UsageError on an unknown name (e.g. a corrupt database row). */
+DeviceState deviceStateFromString(const std::string& s);
+Transport transportFromString(const std::string& s);
+
+/** One managed (or candidate) device and its current identity. */
+struct Device {
+    int64_t id = 0;
+    std::optional<std::string> name; ///< operator-given, unique; pending devices have none
+    DeviceState state = DeviceState::Pending;
+    Transport transport = Transport::Ssh;
+    std::string fingerprint; ///< SSH: "SHA256:<base64 no padding>" of the host key, as ssh-keygen -l -E sha256
+    std::string keyType; ///< SSH: "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", ...
+    std::optional<std::string> sshUser; ///< user to authenticate as; nullopt = the config's default
+    std::string lastAddress; ///< "192.0.2.7" or "2001:db8::1" (no port)
+    TimePoint firstSeen;
+    TimePoint lastSeen;
+    int64_t attempts = 0; ///< call-home attempts with this identity
+    /// set on a new pending key that arrived from the last address of another known device (re-imaged/replaced/impostor)
+    std::optional<int64_t> sameAddressAs;
+    std::optional<TimePoint> decidedAt; ///< when state last changed by a decision
+    std::string decidedBy; ///< "operator", later "pre-provisioned"; empty while pending
+    // live status, computed from the sessions of listeners that are alive (heartbeat not stale)
+    bool connected = false;
+    std::optional<TimePoint> sessionStart;
+    std::vector<std::string> capabilities; ///< from the device's last <hello>
+};
+
+/** Kinds of event in the append-only log. */
+enum class EventKind {
+    Pending, ///< unknown identity recorded (or seen again) as pending; connection closed before auth
+    Accepted, ///< identity approved; we go on to authenticate
+    Refused, ///< rejected/revoked identity, or other refusal; detail = reason
+    HandshakeFailed, ///< transport/auth/NETCONF failure; detail = reason
+    SessionOpened, ///< NETCONF session established
+    SessionClosed, ///< NETCONF session ended; detail = reason
+    Approved, ///< operator actions (detail: who/what)
+    Rejected,
+    Revoked,
+    Forgotten,
+    Renamed,
+    Rekeyed,
+};
+std::string toString(EventKind k);
+EventKind eventKindFromString(const std::string& s);
+
+struct Event {
+    int64_t id = 0; ///< assigned by the inventory
+    TimePoint at;
+    EventKind kind = EventKind::Pending;
+    std::optional<int64_t> deviceId; ///< nulled when the device is forgotten
+    std::string deviceName; ///< name at the time of the event (may be empty)
+    std::string connectionId; ///< "C42", empty for operator actions
+    std::string address; ///< peer address, empty for operator actions
+    std::string fingerprint;
+    std::string detail;
+};
+
+struct EventFilter {
+    std::optional<int64_t> deviceId;
+    std::optional<TimePoint> since;
+    std::optional<int64_t> limit; ///< newest N (still returned oldest first)
+};
+}

@@ -1,0 +1,1 @@
+// libssh client handshake on an accepted socket: see SshHandshake.h
