@@ -24,4 +24,4 @@ class UsageError : public Error {
 public:
     using Error::Error;
 };
-}
+} // namespace callhome

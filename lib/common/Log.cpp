@@ -19,7 +19,7 @@ spdlog::sink_ptr sink()
     }
     return g_sink;
 }
-}
+} // namespace
 
 void init(spdlog::level::level_enum level, bool journal)
 {
@@ -33,17 +33,17 @@ void init(spdlog::level::level_enum level, bool journal)
     (void)journal;
 #endif
     spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
-        l->sinks() = {sink()};
+        l->sinks() = { sink() };
         l->set_level(level);
     });
 }
 
 spdlog::level::level_enum parseLevel(const std::string& name)
 {
-    static const std::pair<const char*, spdlog::level::level_enum> names[] = {
-        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
-        {"warning", spdlog::level::warn}, {"warn", spdlog::level::warn}, {"error", spdlog::level::err},
-        {"critical", spdlog::level::critical}, {"off", spdlog::level::off}};
+    static const std::pair<const char*, spdlog::level::level_enum> names[]
+        = { { "trace", spdlog::level::trace }, { "debug", spdlog::level::debug }, { "info", spdlog::level::info },
+              { "warning", spdlog::level::warn }, { "warn", spdlog::level::warn }, { "error", spdlog::level::err },
+              { "critical", spdlog::level::critical }, { "off", spdlog::level::off } };
     for (const auto& [n, l] : names) {
         if (name == n) {
             return l;
@@ -64,4 +64,4 @@ std::shared_ptr<spdlog::logger> get(const char* name)
     spdlog::register_logger(l);
     return l;
 }
-}
+} // namespace callhome::log

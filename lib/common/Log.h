@@ -18,4 +18,4 @@ void init(spdlog::level::level_enum level, bool journal = false);
 spdlog::level::level_enum parseLevel(const std::string& name);
 /** The named logger; created on first use so that libraries and tests work without init(). */
 std::shared_ptr<spdlog::logger> get(const char* name);
-}
+} // namespace callhome::log

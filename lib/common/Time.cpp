@@ -20,16 +20,17 @@ std::string toIso8601(TimePoint t)
     }
     std::tm tm {};
     gmtime_r(&secs, &tm);
-    char buf[40];
+    char buf[64];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
     return buf;
 }
 
 std::optional<TimePoint> parseTime(const std::string& text, TimePoint reference)
 {
     static const std::regex relative(R"(^(\d+)([smhd])$)");
-    static const std::regex absolute(R"(^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?Z?)?$)");
+    static const std::regex absolute(
+        R"(^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?Z?)?$)");
     std::smatch m;
     if (std::regex_match(text, m, relative)) {
         long long n = std::stoll(m[1]);
@@ -44,7 +45,8 @@ std::optional<TimePoint> parseTime(const std::string& text, TimePoint reference)
         tm.tm_hour = m[4].matched ? std::stoi(m[4]) : 0;
         tm.tm_min = m[5].matched ? std::stoi(m[5]) : 0;
         tm.tm_sec = m[6].matched ? std::stoi(m[6]) : 0;
-        if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+        if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59
+            || tm.tm_sec > 60) {
             return std::nullopt;
         }
         long long ms = 0;
@@ -57,4 +59,4 @@ std::optional<TimePoint> parseTime(const std::string& text, TimePoint reference)
     }
     return std::nullopt;
 }
-}
+} // namespace callhome

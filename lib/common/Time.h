@@ -13,4 +13,4 @@ TimePoint now();
 std::string toIso8601(TimePoint t);
 /** Accepts "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.mmm]][Z]" (UTC) or a relative "15m", "2h", "7d"; nullopt otherwise. */
 std::optional<TimePoint> parseTime(const std::string& text, TimePoint reference);
-}
+} // namespace callhome

@@ -22,4 +22,4 @@ void UniqueFd::reset(int fd) noexcept
     }
     m_fd = fd;
 }
-}
+} // namespace callhome

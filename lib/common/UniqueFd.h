@@ -8,12 +8,10 @@ public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) noexcept
         : m_fd(fd)
-    {
-    }
+    { }
     UniqueFd(UniqueFd&& other) noexcept
         : m_fd(std::exchange(other.m_fd, -1))
-    {
-    }
+    { }
     UniqueFd& operator=(UniqueFd&& other) noexcept;
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
@@ -28,4 +26,4 @@ public:
 private:
     int m_fd = -1;
 };
-}
+} // namespace callhome

@@ -18,4 +18,4 @@ std::string fingerprintOf(ssh_key key)
     ssh_string_free_char(fp);
     return out;
 }
-}
+} // namespace callhome::transport

@@ -27,4 +27,4 @@ using SshStringPtr = std::unique_ptr<char, SshStringFree>;
 
 /** "SHA256:<base64 without padding>" of the key blob: exactly what `ssh-keygen -l -E sha256` prints. */
 std::string fingerprintOf(ssh_key key);
-}
+} // namespace callhome::transport

@@ -1,4 +1,6 @@
 #include "transport/StationKey.h"
+#include "common/Error.h"
+#include "transport/SshPtr.h"
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -6,8 +8,6 @@
 #include <libssh/libssh.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "common/Error.h"
-#include "transport/SshPtr.h"
 
 namespace callhome::transport {
 namespace fs = std::filesystem;
@@ -19,7 +19,7 @@ std::string defaultStationKeyPath(const std::string& stateDir)
 
 void checkPrivateFilePermissions(const std::string& path)
 {
-    struct stat st {};
+    struct stat st { };
     if (::stat(path.c_str(), &st) != 0) {
         throw Error(path + ": " + std::strerror(errno));
     }
@@ -30,7 +30,7 @@ void checkPrivateFilePermissions(const std::string& path)
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
         throw UsageError(path + ": permissions " + mode
-                         + " are too open; a private key must not be accessible by others (chmod 600)");
+            + " are too open; a private key must not be accessible by others (chmod 600)");
     }
 }
 
@@ -68,7 +68,7 @@ void generate(const std::string& path)
     }
     ::chmod(path.c_str(), 0600);
 }
-}
+} // namespace
 
 StationKey loadStationKey(const std::string& path, bool create)
 {
@@ -88,8 +88,9 @@ StationKey loadStationKey(const std::string& path, bool create)
     SshStringPtr b64Owned(b64);
     StationKey out;
     out.privateKeyPath = path;
-    out.publicKeyLine = std::string(ssh_key_type_to_char(ssh_key_type(key.get()))) + " " + b64 + " callhome@" + hostName();
+    out.publicKeyLine
+        = std::string(ssh_key_type_to_char(ssh_key_type(key.get()))) + " " + b64 + " callhome@" + hostName();
     out.fingerprint = fingerprintOf(key.get());
     return out;
 }
-}
+} // namespace callhome::transport

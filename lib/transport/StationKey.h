@@ -19,4 +19,4 @@ std::string defaultStationKeyPath(const std::string& stateDir);
 StationKey loadStationKey(const std::string& path, bool create);
 /** Throws UsageError when `path` is accessible by group or others (an OpenSSH-style permission check). */
 void checkPrivateFilePermissions(const std::string& path);
-}
+} // namespace callhome::transport

@@ -1,0 +1,71 @@
+// callhomed: the NETCONF Call Home listener. Wiring only; the work is in lib/.
+#include "common/Log.h"
+#include "config/Config.h"
+#include "server/Daemon.h"
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <pthread.h>
+
+int main(int argc, char** argv)
+{
+    CLI::App app {
+        "callhomed: NETCONF Call Home (RFC 8071) listener. Devices connect to us over SSH; we identify them by\n"
+        "their host key, record first contacts as pending for an operator to approve (callhomectl), and\n"
+        "hold a NETCONF session to every approved device. Runs on embedded defaults without --config.",
+        "callhomed"
+    };
+    std::optional<std::string> configFile;
+    callhome::config::Overrides overrides;
+    std::string logLevel = "info";
+    bool journal = false;
+    bool checkOnly = false;
+    app.add_option(
+        "--config", configFile, "Configuration file (JSON, RFC 7951) validated against schemas/callhome-config.yang");
+    app.add_option("--state-dir", overrides.stateDir,
+        "Directory for inventory.db and the station SSH key (default from config, else ./state)");
+    app.add_option("--db", overrides.inventoryPath, "SQLite inventory file (default STATE-DIR/inventory.db)");
+    app.add_option("--listen", overrides.listen,
+        "Endpoint ssh:ADDR:PORT, e.g. ssh:127.0.0.1:4334 or ssh:[::1]:4334; repeatable; replaces the "
+        "config's list (default ssh:[::]:4334)");
+    app.add_option("--log-level", logLevel, "trace, debug, info, warning, error, critical or off")
+        ->capture_default_str();
+    app.add_flag("--journal", journal, "Log to the systemd journal instead of stderr");
+    app.add_flag("--check-config", checkOnly, "Validate the configuration, print the effective settings and exit");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        callhome::log::init(callhome::log::parseLevel(logLevel), journal);
+        auto config = callhome::config::load(configFile, overrides);
+        if (checkOnly) {
+            std::cout << "configuration ok\n";
+            for (const auto& e : config.listen) {
+                std::cout << "listen " << e.toString() << "\n";
+            }
+            std::cout << "state-dir " << config.stateDir << "\ninventory " << config.inventoryPath << "\nssh-user "
+                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\n";
+            return 0;
+        }
+
+        // A device that drops its connection must not kill us with SIGPIPE.
+        std::signal(SIGPIPE, SIG_IGN);
+        // Signals are taken by sigwait below; every thread started from here on inherits the mask.
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, SIGTERM);
+        sigaddset(&signals, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+        callhome::server::Daemon daemon(std::move(config));
+        daemon.start();
+        int sig = 0;
+        sigwait(&signals, &sig);
+        callhome::log::get(callhome::log::Main)
+            ->info("{} received, closing sessions", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        daemon.stop();
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "callhomed: " << e.what() << std::endl;
+        return 1;
+    }
+}

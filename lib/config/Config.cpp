@@ -1,0 +1,239 @@
+#include "config/Config.h"
+#include <arpa/inet.h>
+#include <filesystem>
+#include <fstream>
+#include <libyang/libyang.h>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <utility>
+
+namespace callhome::config::embedded {
+extern const std::vector<std::pair<std::string_view, std::string_view>> yang;
+}
+
+namespace callhome::config {
+namespace {
+namespace fs = std::filesystem;
+
+struct LyCtxFree {
+    void operator()(ly_ctx* c) const noexcept { ly_ctx_destroy(c); }
+};
+using LyCtxPtr = std::unique_ptr<ly_ctx, LyCtxFree>;
+struct LydFree {
+    void operator()(lyd_node* n) const noexcept { lyd_free_all(n); }
+};
+using LydPtr = std::unique_ptr<lyd_node, LydFree>;
+
+std::string lastError(const ly_ctx* ctx)
+{
+    const ly_err_item* e = ly_err_last(ctx);
+    if (!e) {
+        return "invalid data";
+    }
+    std::string msg = e->msg ? e->msg : "invalid data";
+    if (e->path && *e->path) {
+        return std::string(e->path) + ": " + msg;
+    }
+    return msg;
+}
+
+std::optional<std::string> leaf(const lyd_node* tree, const char* path)
+{
+    lyd_node* node = nullptr;
+    if (!tree || lyd_find_path(tree, path, 0, &node) != LY_SUCCESS || !node) {
+        return std::nullopt;
+    }
+    return std::string(lyd_get_value(node));
+}
+
+std::string hostName()
+{
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof buf - 1) == 0 && buf[0] ? buf : "localhost";
+}
+
+bool isIpAddress(const std::string& a)
+{
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, a.c_str(), buf) == 1 || inet_pton(AF_INET6, a.c_str(), buf) == 1;
+}
+
+std::string readFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw ConfigError(path + ": cannot read the configuration file");
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+} // namespace
+
+std::string Endpoint::toString() const
+{
+    bool v6 = address.find(':') != std::string::npos;
+    return std::string("ssh:") + (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
+std::string_view yangModule()
+{
+    return embedded::yang.at(0).second;
+}
+
+Endpoint parseEndpoint(const std::string& text)
+{
+    auto bad = [&](const std::string& why) {
+        return ConfigError("--listen " + text + ": " + why
+            + " (expected ssh:ADDRESS:PORT, e.g. ssh:127.0.0.1:4334 or ssh:[::1]:4334)");
+    };
+    auto colon = text.find(':');
+    if (colon == std::string::npos) {
+        throw bad("missing transport");
+    }
+    std::string transport = text.substr(0, colon);
+    if (transport != "ssh") {
+        throw bad("unknown transport '" + transport + "'");
+    }
+    std::string rest = text.substr(colon + 1);
+    std::string address, port;
+    if (!rest.empty() && rest[0] == '[') {
+        auto close = rest.find(']');
+        if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+            throw bad("malformed [IPv6]:PORT");
+        }
+        address = rest.substr(1, close - 1);
+        port = rest.substr(close + 2);
+    } else {
+        auto last = rest.rfind(':');
+        if (last == std::string::npos) {
+            throw bad("missing port");
+        }
+        address = rest.substr(0, last);
+        port = rest.substr(last + 1);
+        if (address.find(':') != std::string::npos) {
+            throw bad("IPv6 addresses go in brackets");
+        }
+    }
+    if (!isIpAddress(address)) {
+        throw bad("'" + address + "' is not a numeric IP address");
+    }
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos
+        || std::stoul(port) > 65535) {
+        throw bad("'" + port + "' is not a port number");
+    }
+    Endpoint e;
+    e.name = text;
+    e.address = address;
+    e.port = static_cast<uint16_t>(std::stoul(port));
+    return e;
+}
+
+Config load(const std::optional<std::string>& file, const Overrides& overrides)
+{
+    // Errors are read back from the context; libyang must not print them on its own.
+    ly_log_options(LY_LOSTORE_LAST);
+    ly_ctx* raw = nullptr;
+    if (ly_ctx_new(nullptr, LY_CTX_NO_YANGLIBRARY, &raw) != LY_SUCCESS) {
+        throw ConfigError("cannot create a libyang context");
+    }
+    LyCtxPtr ctx(raw);
+    const std::string module(yangModule());
+    if (lys_parse_mem(ctx.get(), module.c_str(), LYS_IN_YANG, nullptr) != LY_SUCCESS) {
+        throw ConfigError("embedded callhome-config module: " + lastError(ctx.get()));
+    }
+
+    std::string where = file ? *file : "embedded defaults";
+    std::string text = "{}";
+    if (file) {
+        text = readFile(*file);
+        // libyang 2.1.30 accepts some truncated JSON documents (e.g. a file cut off after a member name) as empty.
+        try {
+            [[maybe_unused]] auto parsed = nlohmann::json::parse(text);
+        } catch (const nlohmann::json::parse_error& e) {
+            throw ConfigError(where + ": not valid JSON: " + e.what());
+        }
+    }
+    lyd_node* treeRaw = nullptr;
+    if (lyd_parse_data_mem(ctx.get(), text.c_str(), LYD_JSON, LYD_PARSE_STRICT, LYD_VALIDATE_PRESENT, &treeRaw)
+        != LY_SUCCESS) {
+        throw ConfigError(where + ": " + lastError(ctx.get()));
+    }
+    LydPtr tree(treeRaw);
+    // Defaults of the non-presence containers are only instantiated when some data of the module exists.
+    if (lyd_new_implicit_all(&treeRaw, ctx.get(), 0, nullptr) != LY_SUCCESS) {
+        throw ConfigError(where + ": " + lastError(ctx.get()));
+    }
+    tree.release();
+    tree.reset(treeRaw);
+
+    Config c;
+    const char* root = "/callhome-config:callhome";
+    auto get = [&](const std::string& rel) { return leaf(tree.get(), (std::string(root) + "/" + rel).c_str()); };
+
+    if (auto v = get("state-dir")) {
+        c.stateDir = *v;
+    }
+    if (overrides.stateDir) {
+        c.stateDir = *overrides.stateDir;
+    }
+    c.inventoryPath = overrides.inventoryPath
+        ? *overrides.inventoryPath
+        : get("inventory").value_or((fs::path(c.stateDir) / "inventory.db").string());
+    c.listenerId = get("listener-id").value_or(hostName());
+    c.sshUser = get("ssh/user").value_or("netconf");
+    if (auto k = get("ssh/key-file")) {
+        c.sshKeyFile = *k;
+        c.sshKeyFileExplicit = true;
+    } else {
+        c.sshKeyFile = (fs::path(c.stateDir) / "station-key").string();
+    }
+    c.sshPassword = get("ssh/password");
+    c.handshakeTimeout = std::chrono::seconds(std::stoul(get("timeouts/handshake").value_or("15")));
+    c.keepaliveInterval = std::chrono::seconds(std::stoul(get("timeouts/keepalive-interval").value_or("30")));
+    c.deadPeer = std::chrono::seconds(std::stoul(get("timeouts/dead-peer").value_or("120")));
+    c.handshakeWorkers = std::stoul(get("limits/handshake-workers").value_or("16"));
+    c.maxPendingHandshakes = std::stoul(get("limits/max-pending-handshakes").value_or("1024"));
+
+    if (file && c.sshPassword) {
+        struct stat st { };
+        if (::stat(file->c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+            throw ConfigError(*file + ": contains ssh/password but is accessible by group or others (chmod 600)");
+        }
+    }
+
+    ly_set* set = nullptr;
+    if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/yang/search-dir", &set) == LY_SUCCESS) {
+        for (uint32_t i = 0; i < set->count; ++i) {
+            c.yangSearchDirs.emplace_back(lyd_get_value(set->dnodes[i]));
+        }
+        ly_set_free(set, nullptr);
+    }
+    if (c.yangSearchDirs.empty()) {
+        c.yangSearchDirs.emplace_back("/usr/share/yuma/modules/ietf");
+    }
+
+    if (!overrides.listen.empty()) {
+        for (const auto& l : overrides.listen) {
+            c.listen.push_back(parseEndpoint(l));
+        }
+    } else if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/listen", &set) == LY_SUCCESS) {
+        for (uint32_t i = 0; i < set->count; ++i) {
+            Endpoint e;
+            auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };
+            e.name = sub("name").value_or("");
+            e.address = sub("address").value_or("::");
+            e.port = static_cast<uint16_t>(std::stoul(sub("port").value_or("4334")));
+            c.listen.push_back(e);
+        }
+        ly_set_free(set, nullptr);
+    }
+    if (c.listen.empty()) {
+        c.listen.push_back(Endpoint { "default", Transport::Ssh, "::", 4334 });
+    }
+    return c;
+}
+} // namespace callhome::config

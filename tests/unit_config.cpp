@@ -1,0 +1,126 @@
+#include "config/Config.h"
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace callhome::config;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempFile {
+    fs::path path;
+    explicit TempFile(const std::string& content, mode_t mode = 0600)
+    {
+        char tmpl[] = "/tmp/callhome-unit-config-XXXXXX";
+        int fd = mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        path = tmpl;
+        std::ofstream(path) << content;
+        ::chmod(path.c_str(), mode);
+    }
+    ~TempFile() { fs::remove(path); }
+};
+} // namespace
+
+TEST_CASE("embedded defaults")
+{
+    auto c = load(std::nullopt, {});
+    REQUIRE(c.listen.size() == 1);
+    CHECK(c.listen[0].toString() == "ssh:[::]:4334");
+    CHECK(c.stateDir == "state");
+    CHECK(c.inventoryPath == "state/inventory.db");
+    CHECK(c.sshKeyFile == "state/station-key");
+    CHECK_FALSE(c.sshKeyFileExplicit);
+    CHECK(c.sshUser == "netconf");
+    CHECK_FALSE(c.sshPassword);
+    CHECK(c.handshakeTimeout == std::chrono::seconds(15));
+    CHECK(c.yangSearchDirs == std::vector<std::string> { "/usr/share/yuma/modules/ietf" });
+}
+
+TEST_CASE("a full file is read")
+{
+    TempFile f(R"({"callhome-config:callhome": {
+        "listen": [{"name": "v4", "address": "127.0.0.1", "port": 14334},
+                   {"name": "v6", "address": "::1", "port": 14335}],
+        "state-dir": "/var/lib/callhome", "listener-id": "nms-1",
+        "ssh": {"user": "admin", "key-file": "/etc/callhome/key", "password": "s3cret"},
+        "timeouts": {"handshake": 5, "keepalive-interval": 0},
+        "limits": {"handshake-workers": 4},
+        "yang": {"search-dir": ["/a", "/b"]}}})");
+    auto c = load(f.path.string(), {});
+    REQUIRE(c.listen.size() == 2);
+    CHECK(c.listen[0].toString() == "ssh:127.0.0.1:14334");
+    CHECK(c.listen[1].toString() == "ssh:[::1]:14335");
+    CHECK(c.inventoryPath == "/var/lib/callhome/inventory.db");
+    CHECK(c.listenerId == "nms-1");
+    CHECK(c.sshUser == "admin");
+    CHECK(c.sshKeyFile == "/etc/callhome/key");
+    CHECK(c.sshKeyFileExplicit);
+    CHECK(c.sshPassword == "s3cret");
+    CHECK(c.handshakeTimeout == std::chrono::seconds(5));
+    CHECK(c.keepaliveInterval == std::chrono::seconds(0));
+    CHECK(c.handshakeWorkers == 4);
+    CHECK(c.yangSearchDirs == std::vector<std::string> { "/a", "/b" });
+}
+
+TEST_CASE("command line overrides the file")
+{
+    TempFile f(R"({"callhome-config:callhome": {"listen": [{"name": "a", "port": 1}], "state-dir": "/x"}})");
+    auto c = load(f.path.string(), Overrides { "/y", "/z/inv.db", { "ssh:[::1]:0" } });
+    REQUIRE(c.listen.size() == 1);
+    CHECK(c.listen[0].toString() == "ssh:[::1]:0");
+    CHECK(c.stateDir == "/y");
+    CHECK(c.inventoryPath == "/z/inv.db");
+    CHECK(c.sshKeyFile == "/y/station-key");
+}
+
+TEST_CASE("errors name the offending node")
+{
+    auto message = [](const std::string& json) {
+        TempFile f(json);
+        try {
+            load(f.path.string(), {});
+        } catch (const ConfigError& e) {
+            return std::string(e.what());
+        }
+        FAIL("no error for " << json);
+        return std::string();
+    };
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "port": 99999}]}})"),
+        Catch::Contains("port") && Catch::Contains("99999"));
+    CHECK_THAT(
+        message(R"({"callhome-config:callhome": {"timeouts": {"handshake": 0}}})"), Catch::Contains("handshake"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "address": "localhost"}]}})"),
+        Catch::Contains("address"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"no-such-leaf": 1}})"), Catch::Contains("no-such-leaf"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": )"), Catch::Contains("callhome-unit-config"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "transport": "tls"}]}})"),
+        Catch::Contains("transport"));
+}
+
+TEST_CASE("a password in a file readable by others is refused")
+{
+    TempFile f(R"({"callhome-config:callhome": {"ssh": {"password": "x"}}})", 0644);
+    REQUIRE_THROWS_WITH(load(f.path.string(), {}), Catch::Contains("chmod 600"));
+    ::chmod(f.path.c_str(), 0600);
+    CHECK(load(f.path.string(), {}).sshPassword == "x");
+}
+
+TEST_CASE("missing file")
+{
+    REQUIRE_THROWS_WITH(load("/nonexistent/callhome.json", {}), Catch::Contains("/nonexistent/callhome.json"));
+}
+
+TEST_CASE("listen endpoints")
+{
+    CHECK(parseEndpoint("ssh:127.0.0.1:4334").port == 4334);
+    CHECK(parseEndpoint("ssh:[::]:4334").address == "::");
+    CHECK(parseEndpoint("ssh:[2001:db8::1]:830").toString() == "ssh:[2001:db8::1]:830");
+    for (const char* bad : { "127.0.0.1:4334", "tls:127.0.0.1:4335", "ssh:127.0.0.1", "ssh:::1:4334", "ssh:[::1]4334",
+             "ssh:localhost:4334", "ssh:127.0.0.1:65536", "ssh:127.0.0.1:x", "ssh:[::1:1" }) {
+        INFO(bad);
+        CHECK_THROWS_AS(parseEndpoint(bad), ConfigError);
+    }
+}
