@@ -1,11 +1,11 @@
 #pragma once
+#include "common/Error.h"
+#include "inventory/Types.h"
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-#include "common/Error.h"
-#include "inventory/Types.h"
 
 namespace callhome::inventory {
 /** A reference (name, id, fingerprint prefix) matched no device. */
@@ -46,7 +46,7 @@ public:
      * bumps attempts / last seen / last address. One transaction.
      */
     virtual Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
-                                  const std::string& address, TimePoint at)
+        const std::string& address, TimePoint at)
         = 0;
     /** Registers a listener instance (unique id) and drops any sessions an earlier instance with that id left. */
     virtual void listenerStarted(const std::string& listenerId, TimePoint at) = 0;
@@ -55,8 +55,8 @@ public:
     /** Clean shutdown: removes the listener and its sessions. */
     virtual void listenerStopped(const std::string& listenerId) = 0;
     /** A NETCONF session is up: stores the hello capabilities and marks the device connected via this listener. */
-    virtual void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
-                               const std::vector<std::string>& capabilities)
+    virtual void sessionOpened(
+        int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)
         = 0;
     virtual void sessionClosed(int64_t deviceId, const std::string& listenerId) = 0;
     virtual void addEvent(const Event& event) = 0;
@@ -77,8 +77,8 @@ public:
 
     // --- operator actions; each appends an event; all throw UsageError on an invalid transition ---
     /** pending|rejected|revoked → approved; name required unless already named; unique names. */
-    virtual Device approve(int64_t deviceId, const std::optional<std::string>& name,
-                           const std::optional<std::string>& sshUser)
+    virtual Device approve(
+        int64_t deviceId, const std::optional<std::string>& name, const std::optional<std::string>& sshUser)
         = 0;
     virtual Device reject(int64_t deviceId) = 0; ///< pending → rejected (or approved → rejected)
     virtual Device revoke(int64_t deviceId) = 0; ///< approved → revoked
@@ -95,4 +95,4 @@ public:
 std::unique_ptr<Inventory> openSqlite(const std::string& path);
 /** Opens an existing SQLite inventory without creating it or changing its schema (for readers). */
 std::unique_ptr<Inventory> openSqliteExisting(const std::string& path);
-}
+} // namespace callhome::inventory

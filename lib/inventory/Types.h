@@ -1,9 +1,9 @@
 #pragma once
+#include "common/Time.h"
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-#include "common/Time.h"
 
 namespace callhome::inventory {
 /** What the operator (or pre-provisioning) decided about a device's current identity. */
@@ -30,7 +30,8 @@ struct Device {
     TimePoint firstSeen;
     TimePoint lastSeen;
     int64_t attempts = 0; ///< call-home attempts with this identity
-    /// set on a new pending key that arrived from the last address of another known device (re-imaged/replaced/impostor)
+    /// set on a new pending key that arrived from the last address of another known device
+    /// (re-imaged/replaced/impostor)
     std::optional<int64_t> sameAddressAs;
     std::optional<TimePoint> decidedAt; ///< when state last changed by a decision
     std::string decidedBy; ///< "operator", later "pre-provisioned"; empty while pending
@@ -75,4 +76,4 @@ struct EventFilter {
     std::optional<TimePoint> since;
     std::optional<int64_t> limit; ///< newest N (still returned oldest first)
 };
-}
+} // namespace callhome::inventory

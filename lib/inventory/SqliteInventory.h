@@ -1,0 +1,72 @@
+#pragma once
+#include "inventory/Inventory.h"
+#include "inventory/Sqlite.h"
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+namespace callhome::inventory {
+/** A session counts as live while its listener's heartbeat is at most this old; v_devices uses the same 15 s. */
+inline constexpr std::chrono::milliseconds HeartbeatWindow { 15'000 };
+/** PRAGMA application_id of a callhome inventory ("CHIV"), so that other SQLite files are recognised. */
+inline constexpr int32_t ApplicationId = 0x43484956;
+/** How long a write waits for another writer (callhomectl, a script) before failing with DatabaseError. */
+inline constexpr std::chrono::milliseconds BusyTimeout { 5'000 };
+
+/** The SQLite inventory: one connection in WAL mode, serialized by a mutex. */
+class SqliteInventory : public Inventory {
+public:
+    enum class Mode {
+        CreateAndMigrate, ///< the daemon: create the file if missing, apply pending migrations
+        ExistingOnly, ///< readers and callhomectl: never create, never migrate
+    };
+    SqliteInventory(const std::string& path, Mode mode);
+
+    Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
+        const std::string& address, TimePoint at) override;
+    void listenerStarted(const std::string& listenerId, TimePoint at) override;
+    void heartbeat(const std::string& listenerId, TimePoint at) override;
+    void listenerStopped(const std::string& listenerId) override;
+    void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
+        const std::vector<std::string>& capabilities) override;
+    void sessionClosed(int64_t deviceId, const std::string& listenerId) override;
+    void addEvent(const Event& event) override;
+    uint64_t changeCounter() override;
+
+    std::optional<Device> findByFingerprint(const std::string& fingerprint) override;
+    std::optional<Device> findById(int64_t id) override;
+    std::vector<Device> devices() override;
+    Device resolve(const std::string& reference) override;
+    std::vector<Event> events(const EventFilter& filter) override;
+
+    Device approve(
+        int64_t deviceId, const std::optional<std::string>& name, const std::optional<std::string>& sshUser) override;
+    Device reject(int64_t deviceId) override;
+    Device revoke(int64_t deviceId) override;
+    void forget(int64_t deviceId) override;
+    Device rename(int64_t deviceId, const std::string& newName) override;
+    Device rekey(int64_t deviceId, int64_t pendingId) override;
+
+    /** Number of migrations this build carries, i.e. the schema version it creates. */
+    static int64_t knownSchemaVersion();
+
+private:
+    class WriteTransaction;
+    enum class Sync { Normal, Full };
+
+    void checkFile(Mode mode);
+    void migrate();
+    std::vector<Device> queryDevices(const std::string& where, const std::optional<int64_t>& id,
+        const std::optional<std::string>& text, const std::string& purpose);
+    std::optional<Device> deviceById(int64_t id);
+    std::optional<Device> deviceByName(const std::string& name);
+    Device requireDevice(int64_t id);
+    void ensureNameFree(const std::string& name, int64_t exceptId);
+    void appendEvent(const Event& event);
+
+    std::string m_path;
+    std::mutex m_mutex;
+    sqlite::Connection m_db;
+    uint64_t m_ownCommits = 0;
+};
+} // namespace callhome::inventory

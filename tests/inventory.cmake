@@ -1,0 +1,4 @@
+# inventory_*: real SQLite files in per-test temp dirs.
+callhome_add_test(NAME inventory_state SOURCES inventory_state.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
+callhome_add_test(NAME inventory_schema SOURCES inventory_schema.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
+callhome_add_test(NAME inventory_durability SOURCES inventory_durability.cpp LIBS callhome-inventory PkgConfig::SQLITE3)

@@ -1,0 +1,312 @@
+// Opening, migrating and refusing inventory files; the public views and the append-only event log.
+#include "inventory/Inventory.h"
+#include "inventory/SqliteInventory.h"
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sqlite3.h>
+
+namespace fs = std::filesystem;
+using namespace callhome;
+using namespace callhome::inventory;
+using namespace std::chrono_literals;
+
+namespace {
+struct TempDir {
+    fs::path path;
+    TempDir()
+    {
+        std::string tmpl = (fs::temp_directory_path() / "callhome-inventory-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path = tmpl;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string db() const { return (path / "inventory.sqlite").string(); }
+};
+
+const std::string FpA = "SHA256:abcdEFGHijklMNOPqrstUVWXyz0123456789+/AbCdE";
+
+std::string readBytes(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE(in);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void writeBytes(const std::string& path, const std::string& bytes)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+    REQUIRE(out.good());
+}
+
+struct RawClose {
+    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using RawDb = std::unique_ptr<sqlite3, RawClose>;
+
+/** A plain SQLite connection, as a script would use. */
+RawDb raw(const std::string& path, int flags = SQLITE_OPEN_READWRITE)
+{
+    sqlite3* db = nullptr;
+    auto rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    RawDb owner(db);
+    REQUIRE(rc == SQLITE_OK);
+    return owner;
+}
+
+/** Runs SQL; returns the error message, empty on success. */
+std::string exec(sqlite3* db, const std::string& sql)
+{
+    char* err = nullptr;
+    auto rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    std::string message = rc == SQLITE_OK ? "" : (err ? err : "error");
+    sqlite3_free(err);
+    return message;
+}
+
+/** First row of a query as strings (NULL → "<null>"), with the column names. */
+std::vector<std::pair<std::string, std::string>> row(sqlite3* db, const std::string& sql)
+{
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    std::vector<std::pair<std::string, std::string>> out;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+            auto text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+            out.emplace_back(sqlite3_column_name(stmt, i), text ? text : "<null>");
+        }
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+std::string scalar(sqlite3* db, const std::string& sql)
+{
+    auto r = row(db, sql);
+    REQUIRE(!r.empty());
+    return r.front().second;
+}
+
+std::string value(const std::vector<std::pair<std::string, std::string>>& r, const std::string& column)
+{
+    for (const auto& [name, v] : r) {
+        if (name == column) {
+            return v;
+        }
+    }
+    FAIL("no column " << column);
+    return {};
+}
+} // namespace
+
+TEST_CASE("a new inventory is created, marked and migrated")
+{
+    TempDir dir;
+    int64_t id;
+    {
+        auto inv = openSqlite(dir.db());
+        id = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.1", now()).device.id;
+    }
+    REQUIRE(SqliteInventory::knownSchemaVersion() >= 1);
+    auto db = raw(dir.db());
+    REQUIRE(scalar(db.get(), "PRAGMA user_version") == std::to_string(SqliteInventory::knownSchemaVersion()));
+    REQUIRE(scalar(db.get(), "PRAGMA application_id") == std::to_string(ApplicationId));
+    REQUIRE(scalar(db.get(), "PRAGMA journal_mode") == "wal");
+    db.reset();
+
+    // reopening keeps data and does not migrate again
+    auto again = openSqlite(dir.db());
+    REQUIRE(again->findById(id)->fingerprint == FpA);
+    auto reader = openSqliteExisting(dir.db());
+    REQUIRE(reader->findById(id)->fingerprint == FpA);
+}
+
+TEST_CASE("openSqliteExisting neither creates nor migrates")
+{
+    TempDir dir;
+    REQUIRE_THROWS_WITH(openSqliteExisting(dir.db()), "no inventory at " + dir.db());
+    REQUIRE(!fs::exists(dir.db()));
+
+    // an empty file is not an inventory either
+    writeBytes(dir.db(), "");
+    REQUIRE_THROWS_WITH(openSqliteExisting(dir.db()), Catch::Contains("not a callhome inventory"));
+    REQUIRE(fs::file_size(dir.db()) == 0);
+
+    // a file an older build created: ours (application_id) but with fewer migrations applied
+    fs::remove(dir.db());
+    {
+        auto db = raw(dir.db(), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        REQUIRE(exec(db.get(), "PRAGMA application_id = " + std::to_string(ApplicationId) + "; PRAGMA user_version = 0")
+            == "");
+    }
+    auto before = readBytes(dir.db());
+    REQUIRE_THROWS_WITH(openSqliteExisting(dir.db()),
+        Catch::Contains("schema version 0") && Catch::Contains("start callhomed once to migrate"));
+    REQUIRE(readBytes(dir.db()) == before);
+    // the daemon migrates it
+    auto inv = openSqlite(dir.db());
+    inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.1", now());
+    REQUIRE(openSqliteExisting(dir.db())->devices().size() == 1);
+}
+
+TEST_CASE("files that are not a usable inventory are refused untouched")
+{
+    TempDir dir;
+    const auto path = dir.db();
+    std::string expected;
+
+    SECTION("not a database")
+    {
+        writeBytes(path, std::string("this is a text file, not SQLite\n") + std::string(5000, 'x'));
+        expected = "not a SQLite database";
+    }
+
+    SECTION("corrupt")
+    {
+        {
+            auto inv = openSqlite(path);
+            for (int i = 0; i < 300; ++i) {
+                auto d = inv->recordContact(Transport::Ssh, "SHA256:device" + std::to_string(i) + std::string(30, 'q'),
+                    "ssh-ed25519", "192.0.2." + std::to_string(i % 250), now());
+                inv->addEvent({ .at = now(),
+                    .kind = EventKind::Pending,
+                    .deviceId = d.device.id,
+                    .detail = std::string(100, 'd') });
+            }
+        }
+        auto bytes = readBytes(path);
+        REQUIRE(bytes.size() > 6 * 4096);
+        REQUIRE(!fs::exists(path + "-wal")); // checkpointed on close: the main file has everything
+        // Scribble over pages 3..5, keeping the header intact so that the file is still "SQLite".
+        for (size_t i = 2 * 4096; i < 5 * 4096; ++i) {
+            bytes[i] = static_cast<char>((i * 7919) & 0xff);
+        }
+        writeBytes(path, bytes);
+        expected = "is corrupt";
+    }
+
+    SECTION("newer schema")
+    {
+        {
+            auto inv = openSqlite(path);
+            inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.1", now());
+        }
+        auto db = raw(path);
+        REQUIRE(
+            exec(db.get(), "PRAGMA user_version = " + std::to_string(SqliteInventory::knownSchemaVersion() + 1)) == "");
+        db.reset();
+        expected = "newer than this build knows";
+    }
+
+    SECTION("another application's database")
+    {
+        auto db = raw(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        REQUIRE(
+            exec(db.get(), "PRAGMA application_id = 305419896; CREATE TABLE devices (id INTEGER PRIMARY KEY)") == "");
+        db.reset();
+        expected = "application_id 0x12345678";
+    }
+
+    SECTION("a SQLite database without any application_id")
+    {
+        auto db = raw(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        REQUIRE(exec(db.get(), "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('hello')") == "");
+        db.reset();
+        expected = "not a callhome inventory";
+    }
+
+    const auto before = readBytes(path);
+    REQUIRE_THROWS_AS(openSqlite(path), DatabaseError);
+    REQUIRE_THROWS_WITH(openSqlite(path), Catch::Contains(expected) && Catch::Contains(path));
+    REQUIRE_THROWS_WITH(openSqliteExisting(path), Catch::Contains(expected));
+    REQUIRE(readBytes(path) == before);
+}
+
+TEST_CASE("events are append-only")
+{
+    TempDir dir;
+    auto inv = openSqlite(dir.db());
+    auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.1", now()).device;
+    inv->addEvent({ .at = now(), .kind = EventKind::Pending, .deviceId = d.id, .detail = "first contact" });
+
+    auto db = raw(dir.db());
+    REQUIRE(exec(db.get(), "PRAGMA foreign_keys = ON") == "");
+    REQUIRE(exec(db.get(), "UPDATE events SET detail = 'rewritten'") == "events are append-only");
+    REQUIRE(exec(db.get(), "UPDATE events SET at = 0") == "events are append-only");
+    REQUIRE(exec(db.get(), "UPDATE events SET kind = 'approved'") == "events are append-only");
+    REQUIRE(exec(db.get(), "DELETE FROM events") == "events are append-only");
+    REQUIRE(exec(db.get(), "INSERT INTO events (at, kind, detail) VALUES (4102444800000, 'refused', 'appending works')")
+        == "");
+    REQUIRE(inv->events({}).size() == 2);
+    REQUIRE(inv->events({}).front().detail == "first contact");
+    // deleting the device nulls device_id, the one change allowed
+    REQUIRE(exec(db.get(), "DELETE FROM devices") == "");
+    REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM events WHERE device_id IS NULL") == "2");
+}
+
+TEST_CASE("public views")
+{
+    TempDir dir;
+    auto inv = openSqlite(dir.db());
+    const auto seen = TimePoint(std::chrono::milliseconds(1'700'000'000'007));
+    auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "2001:db8::7", seen).device;
+    auto approved = inv->approve(d.id, std::string("edge-9"), std::string("admin"));
+    inv->listenerStarted("L1", now());
+    const auto start = now();
+    inv->sessionOpened(d.id, "L1", start, { "urn:ietf:params:netconf:base:1.1" });
+    inv->addEvent(
+        { .at = seen, .kind = EventKind::Accepted, .deviceId = d.id, .connectionId = "C3", .address = "2001:db8::7" });
+
+    auto db = raw(dir.db(), SQLITE_OPEN_READONLY);
+    auto dev = row(db.get(), "SELECT * FROM v_devices");
+    std::vector<std::string> columns;
+    for (const auto& [name, v] : dev) {
+        columns.push_back(name);
+    }
+    REQUIRE(columns
+        == std::vector<std::string> { "id", "name", "state", "transport", "fingerprint", "key_type", "ssh_user",
+            "last_address", "first_seen", "last_seen", "attempts", "same_address_as", "decided_at", "decided_by",
+            "capabilities", "connected", "session_start", "listener_id" });
+    REQUIRE(value(dev, "id") == std::to_string(d.id));
+    REQUIRE(value(dev, "name") == "edge-9");
+    REQUIRE(value(dev, "state") == "approved");
+    REQUIRE(value(dev, "transport") == "ssh");
+    REQUIRE(value(dev, "fingerprint") == FpA);
+    REQUIRE(value(dev, "ssh_user") == "admin");
+    REQUIRE(value(dev, "last_address") == "2001:db8::7");
+    REQUIRE(value(dev, "first_seen") == "2023-11-14T22:13:20.007Z");
+    REQUIRE(value(dev, "first_seen") == toIso8601(seen));
+    REQUIRE(value(dev, "decided_at") == toIso8601(*approved.decidedAt));
+    REQUIRE(value(dev, "same_address_as") == "<null>");
+    REQUIRE(value(dev, "capabilities") == R"(["urn:ietf:params:netconf:base:1.1"])");
+    REQUIRE(value(dev, "connected") == "1");
+    REQUIRE(value(dev, "session_start") == toIso8601(start));
+    REQUIRE(value(dev, "listener_id") == "L1");
+
+    inv->heartbeat("L1", now() - HeartbeatWindow - 1s);
+    dev = row(db.get(), "SELECT * FROM v_devices");
+    REQUIRE(value(dev, "connected") == "0");
+    REQUIRE(value(dev, "session_start") == "<null>");
+    REQUIRE(value(dev, "listener_id") == "<null>");
+
+    auto ev = row(db.get(), "SELECT * FROM v_events WHERE kind = 'accepted'");
+    REQUIRE(value(ev, "at") == toIso8601(seen));
+    REQUIRE(value(ev, "at_ms") == "1700000000007");
+    REQUIRE(value(ev, "device_id") == std::to_string(d.id));
+    REQUIRE(value(ev, "device_name") == "edge-9");
+    REQUIRE(value(ev, "connection_id") == "C3");
+    REQUIRE(value(ev, "address") == "2001:db8::7");
+    REQUIRE(value(ev, "fingerprint") == FpA);
+    REQUIRE(value(ev, "detail") == "");
+    REQUIRE(scalar(db.get(), "SELECT kind FROM v_events ORDER BY id LIMIT 1") == "approved");
+}
