@@ -1,0 +1,473 @@
+#include "cli/Cli.h"
+#include "cli/Json.h"
+#include "cli/Table.h"
+#include "common/Error.h"
+#include "common/Time.h"
+#include "inventory/Inventory.h"
+#include "transport/StationKey.h"
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+namespace callhome::cli {
+namespace {
+namespace fs = std::filesystem;
+using inventory::Device;
+using inventory::DeviceState;
+using inventory::Inventory;
+
+constexpr int ExitFailure = 1;
+constexpr int ExitUsage = 2;
+constexpr const char* Program = "callhomectl";
+
+/** Everything the command line can set; one flat struct because each invocation runs exactly one subcommand. */
+struct Options {
+    std::string stateDir;
+    std::string db;
+    bool json = false;
+    std::string stateFilter;
+    std::string transportFilter;
+    std::string device;
+    std::string second; ///< NEWNAME for rename, FINGERPRINT for rekey
+    std::string name;
+    std::string user;
+    bool yes = false;
+    std::string eventDevice;
+    std::string since;
+    int64_t limit = 0;
+    std::string keyPath;
+};
+
+std::string oneLine(std::string text)
+{
+    for (auto& c : text) {
+        if (c == '\n' || c == '\r') {
+            c = ' ';
+        }
+    }
+    text.erase(text.find_last_not_of(' ') + 1);
+    return text;
+}
+
+std::string label(const Device& d)
+{
+    return "#" + std::to_string(d.id) + (d.name ? " " + *d.name : "");
+}
+
+std::string isoOrEmpty(const std::optional<TimePoint>& t)
+{
+    return t ? toIso8601(*t) : std::string {};
+}
+
+/** Runs one parsed subcommand, writing to `out` (a buffer: nothing reaches stdout unless the whole command worked). */
+class Command {
+public:
+    Command(const Options& options, std::ostream& out)
+        : m_opt(options)
+        , m_out(out)
+    { }
+
+    void devices()
+    {
+        auto inv = open();
+        auto all = inv->devices();
+        std::map<int64_t, const Device*> byId;
+        for (const auto& d : all) {
+            byId[d.id] = &d;
+        }
+        std::vector<const Device*> shown;
+        for (const auto& d : all) {
+            if ((m_opt.stateFilter.empty() || inventory::toString(d.state) == m_opt.stateFilter)
+                && (m_opt.transportFilter.empty() || inventory::toString(d.transport) == m_opt.transportFilter)) {
+                shown.push_back(&d);
+            }
+        }
+        if (m_opt.json) {
+            auto list = nlohmann::json::array();
+            for (const auto* d : shown) {
+                list.push_back(toJson(*d));
+            }
+            printJson({ { "devices", list } });
+            return;
+        }
+        Table table({ "ID", "NAME", "STATE", "CONN", "FINGERPRINT", "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN",
+            "ATTEMPTS", "FLAGS" });
+        for (const auto* d : shown) {
+            std::string flags;
+            if (d->sameAddressAs) {
+                auto other = byId.find(*d->sameAddressAs);
+                flags = "same-address-as:"
+                    + (other != byId.end() && other->second->name ? *other->second->name
+                                                                  : "#" + std::to_string(*d->sameAddressAs));
+            }
+            table.addRow({ std::to_string(d->id), d->name.value_or(""), inventory::toString(d->state),
+                d->connected ? "yes" : "no", d->fingerprint, d->keyType, d->lastAddress, toIso8601(d->firstSeen),
+                toIso8601(d->lastSeen), std::to_string(d->attempts), flags });
+        }
+        table.print(m_out);
+    }
+
+    void show()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        if (m_opt.json) {
+            printJson(toJson(d));
+            return;
+        }
+        std::string sameAddress;
+        if (d.sameAddressAs) {
+            auto other = inv->findById(*d.sameAddressAs);
+            sameAddress = other ? label(*other) : "#" + std::to_string(*d.sameAddressAs) + " (forgotten)";
+        }
+        std::vector<std::pair<std::string, std::string>> fields {
+            { "ID", std::to_string(d.id) },
+            { "Name", d.name.value_or("") },
+            { "State", inventory::toString(d.state) },
+            { "Transport", inventory::toString(d.transport) },
+            { "Fingerprint", d.fingerprint },
+            { "Key type", d.keyType },
+            { "SSH user", d.sshUser.value_or("(default)") },
+            { "Last address", d.lastAddress },
+            { "First seen", toIso8601(d.firstSeen) },
+            { "Last seen", toIso8601(d.lastSeen) },
+            { "Attempts", std::to_string(d.attempts) },
+            { "Same address as", sameAddress },
+            { "Decided at", isoOrEmpty(d.decidedAt) },
+            { "Decided by", d.decidedBy },
+            { "Connection", d.connected ? "connected" : "disconnected" },
+            { "Session start", isoOrEmpty(d.sessionStart) },
+            { "Capabilities", d.capabilities.empty() ? "(none)" : std::to_string(d.capabilities.size()) },
+        };
+        for (const auto& [key, value] : fields) {
+            std::string padded = key + ":";
+            padded.resize(17, ' ');
+            m_out << padded << (value.empty() ? "-" : value) << '\n';
+        }
+        for (const auto& cap : d.capabilities) {
+            m_out << "  " << cap << '\n';
+        }
+    }
+
+    void approve()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        auto name = m_opt.name.empty() ? std::nullopt : std::optional<std::string>(m_opt.name);
+        auto user = m_opt.user.empty() ? std::nullopt : std::optional<std::string>(m_opt.user);
+        auto result = inv->approve(d.id, name, user);
+        confirm(result,
+            "approved " + label(result) + " " + result.fingerprint + ": callhomed accepts it on its next call home");
+    }
+
+    void reject()
+    {
+        auto inv = open();
+        auto result = inv->reject(inv->resolve(m_opt.device).id);
+        confirm(result,
+            "rejected " + label(result) + " " + result.fingerprint
+                + ": callhomed refuses its calls before authentication");
+    }
+
+    void revoke()
+    {
+        auto inv = open();
+        auto result = inv->revoke(inv->resolve(m_opt.device).id);
+        confirm(result,
+            "revoked " + label(result) + " " + result.fingerprint
+                + ": callhomed refuses its calls before authentication");
+    }
+
+    void forget()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        inv->forget(d.id);
+        confirm(d,
+            "forgot " + label(d) + " " + d.fingerprint + " (" + inventory::toString(d.state)
+                + "); its events stay in the log, a new call home from it is pending again");
+    }
+
+    void rename()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        auto result = inv->rename(d.id, m_opt.second);
+        confirm(result,
+            "renamed #" + std::to_string(result.id) + " from " + d.name.value_or("(unnamed)") + " to "
+                + result.name.value_or(m_opt.second));
+    }
+
+    void rekey()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        auto pending = inv->resolve(m_opt.second);
+        auto result = inv->rekey(d.id, pending.id);
+        confirm(result,
+            "rekeyed " + label(result) + " from " + d.fingerprint + " to " + result.fingerprint
+                + ": callhomed accepts the new key on its next call home");
+    }
+
+    void events()
+    {
+        auto inv = open();
+        inventory::EventFilter filter;
+        if (!m_opt.eventDevice.empty()) {
+            filter.deviceId = inv->resolve(m_opt.eventDevice).id;
+        }
+        if (!m_opt.since.empty()) {
+            // Already validated while parsing; parsed again here against the same clock.
+            filter.since = parseTime(m_opt.since, now());
+        }
+        if (m_opt.limit > 0) {
+            filter.limit = m_opt.limit;
+        }
+        auto events = inv->events(filter);
+        if (m_opt.json) {
+            auto list = nlohmann::json::array();
+            for (const auto& e : events) {
+                list.push_back(toJson(e));
+            }
+            printJson({ { "events", list } });
+            return;
+        }
+        Table table({ "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" });
+        for (const auto& e : events) {
+            std::string device = !e.deviceName.empty() ? e.deviceName
+                : e.deviceId                           ? "#" + std::to_string(*e.deviceId)
+                                                       : std::string {};
+            table.addRow({ toIso8601(e.at), inventory::toString(e.kind), device, e.connectionId, e.address,
+                e.fingerprint, oneLine(e.detail) });
+        }
+        table.print(m_out);
+    }
+
+    void stationKey()
+    {
+        auto path = m_opt.keyPath.empty() ? transport::defaultStationKeyPath(m_opt.stateDir) : m_opt.keyPath;
+        std::error_code ec;
+        if (!fs::exists(path, ec)) {
+            throw UsageError("no station key at " + path
+                + "; start callhomed once with this state directory (it generates the key), or pass --key");
+        }
+        auto key = transport::loadStationKey(path, false);
+        if (m_opt.json) {
+            printJson({ { "public_key", key.publicKeyLine }, { "fingerprint", key.fingerprint }, { "path", path } });
+            return;
+        }
+        m_out << key.publicKeyLine << '\n';
+    }
+
+private:
+    std::string dbPath() const
+    {
+        return m_opt.db.empty() ? (fs::path(m_opt.stateDir) / "inventory.db").string() : m_opt.db;
+    }
+
+    /** Opens an existing inventory only: a typo in --state-dir must not leave an empty database behind. */
+    std::unique_ptr<Inventory> open() const
+    {
+        auto path = dbPath();
+        std::error_code ec;
+        if (!fs::exists(path, ec)) {
+            throw UsageError("no inventory at " + path
+                + " (callhomed creates it on its first start; use --state-dir or --db to select another)");
+        }
+        return inventory::openSqliteExisting(path);
+    }
+
+    void printJson(const nlohmann::json& doc) { m_out << doc.dump(2) << '\n'; }
+
+    void confirm(const Device& d, const std::string& line)
+    {
+        if (m_opt.json) {
+            printJson(toJson(d));
+        } else {
+            m_out << line << '\n';
+        }
+    }
+
+    const Options& m_opt;
+    std::ostream& m_out;
+};
+
+std::string defaultStateDir()
+{
+    const char* env = std::getenv("CALLHOME_STATE_DIR");
+    return env && *env ? env : "./state";
+}
+
+const CLI::Validator TimeValidator(
+    [](std::string& text) -> std::string {
+        if (parseTime(text, now())) {
+            return {};
+        }
+        return "invalid time '" + text
+            + "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC) or a relative 15m, 2h, 7d";
+    },
+    "");
+
+constexpr const char* DeviceHelp
+    = "The device: its name, numeric id, full fingerprint, or an unambiguous prefix of the fingerprint (with or "
+      "without \"SHA256:\")";
+} // namespace
+
+int run(int argc, char** argv, std::ostream& out, std::ostream& err)
+{
+    Options o;
+    o.stateDir = defaultStateDir();
+
+    CLI::App app { "Operator and script CLI for the callhome NETCONF Call Home listener (callhomed): lists the devices "
+                   "that called home, approves, rejects, revokes, renames and re-keys them, and shows the event log. "
+                   "It works on callhomed's inventory (SQLite) directly, also while callhomed runs; decisions take "
+                   "effect on the device's next call home, without restarting callhomed.",
+        Program };
+    app.fallthrough();
+    app.require_subcommand(1);
+    app.footer("Global options (--state-dir DIR, --db PATH, --json) may be given before or after the subcommand. "
+               "Human-readable tables by default; "
+               "--json prints one JSON document (fields: lib/cli/README.md). Exit status: 0 success, 1 the command "
+               "failed (one line on stderr), 2 bad command line. Run 'callhomectl SUBCOMMAND --help' for details.");
+    app.add_option("--state-dir", o.stateDir,
+           "callhomed's state directory (inventory.db, station-key); default: $CALLHOME_STATE_DIR, else ./state")
+        ->type_name("DIR");
+    app.add_option("--db", o.db,
+           "The inventory database; default: STATE-DIR/inventory.db. Never created by "
+           "callhomectl (callhomed creates it)")
+        ->type_name("PATH");
+    app.add_flag("--json", o.json, "Print one JSON document instead of a table or a confirmation line");
+
+    auto* devices = app.add_subcommand("devices",
+        "List the devices in the inventory: id, name, state, connected, full SSH host-key fingerprint "
+        "(compare with 'ssh-keygen -l -E sha256'), key type, last address, first/last seen (UTC), "
+        "call-home attempts and flags (same-address-as:NAME marks a new key that came from the last "
+        "address of a known device: re-imaged, replaced or an impostor)");
+    devices->add_option("--state", o.stateFilter, "Only devices in this state")
+        ->type_name("STATE")
+        ->check(CLI::IsMember({ "pending", "approved", "rejected", "revoked" }));
+    devices->add_option("--transport", o.transportFilter, "Only devices calling home over this transport")
+        ->type_name("TRANSPORT")
+        ->check(CLI::IsMember({ "ssh", "tls" }));
+
+    auto* show = app.add_subcommand("show",
+        "Show every field of one device: identity, state and who decided it when, the SSH user callhomed "
+        "authenticates as, whether a NETCONF session is open and since when, and the capabilities from the "
+        "device's last <hello>");
+    show->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+
+    auto* approve = app.add_subcommand("approve",
+        "Approve a device's current key (from pending, rejected or revoked): callhomed accepts it on "
+        "the device's next call home, authenticates and opens a NETCONF session; no restart needed. A "
+        "device without a name needs --name");
+    approve->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    approve->add_option("--name", o.name, "Name the device (unique; required when it has none yet)")->type_name("NAME");
+    approve
+        ->add_option("--user", o.user,
+            "SSH user callhomed authenticates as on this device (default: the one in "
+            "callhomed's configuration)")
+        ->type_name("USER");
+
+    auto* reject = app.add_subcommand("reject",
+        "Reject a pending (or approved) device's key: from its next call home on, callhomed closes the "
+        "connection after key exchange, before authenticating, and logs a refused event");
+    reject->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+
+    auto* revoke = app.add_subcommand("revoke",
+        "Revoke an approved device's key (e.g. a decommissioned or compromised device): from its next call "
+        "home on, callhomed refuses it before authentication. 'approve' re-admits it");
+    revoke->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+
+    auto* forget = app.add_subcommand("forget",
+        "Delete a device from the inventory (its events stay in the log). If it calls home again it is "
+        "recorded as a new pending device. Does not prompt; prints what was forgotten");
+    forget->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    forget->add_flag("--yes,-y", o.yes, "Accepted for scripts; callhomectl never prompts");
+
+    auto* rename = app.add_subcommand("rename", "Give a device a new name (names are unique)");
+    rename->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    rename->add_option("NEWNAME", o.second, "The new name")->required()->type_name("");
+
+    auto* rekey = app.add_subcommand("rekey",
+        "Move a known device to a new host key after it was re-imaged or replaced: the pending device "
+        "with FINGERPRINT is merged into DEVICE, which keeps its id, name, SSH user and approval; the old "
+        "key is retired. callhomed accepts the new key on the device's next call home");
+    rekey->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    rekey
+        ->add_option(
+            "FINGERPRINT", o.second, "The pending device with the new key (fingerprint, unambiguous prefix, or its id)")
+        ->required()
+        ->type_name("");
+
+    auto* events = app.add_subcommand("events",
+        "Show the event log, oldest first: call-home attempts (pending, accepted, refused, handshake "
+        "failures), NETCONF sessions opened/closed and operator decisions, with time (UTC), connection "
+        "id, peer address, fingerprint and detail");
+    events->add_option("--device", o.eventDevice, "Only events of this device (name, id or fingerprint prefix)")
+        ->type_name("DEVICE");
+    events
+        ->add_option("--since", o.since,
+            "Only events at or after T: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC) or "
+            "relative to now: 15m, 2h, 7d")
+        ->type_name("T")
+        ->check(TimeValidator);
+    events->add_option("--limit", o.limit, "Only the newest N events (still printed oldest first)")
+        ->type_name("N")
+        ->check(CLI::PositiveNumber.description(""));
+
+    auto* stationKey = app.add_subcommand("station-key",
+        "Print the management station's SSH public key in authorized_keys format: add it to each "
+        "device's NETCONF user so that callhomed can authenticate. callhomed generates the key on "
+        "its first start; this command never creates it");
+    stationKey->add_option("--key", o.keyPath, "The station's private key file; default: STATE-DIR/station-key")
+        ->type_name("PATH");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e, out, err);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e, out, err);
+    } catch (const CLI::ParseError& e) {
+        std::string message = oneLine(e.what());
+        // With fallthrough, an unknown subcommand lands on the main app as a stray positional; say so plainly.
+        if (app.get_subcommands().empty() && !app.remaining().empty()) {
+            message = "unknown subcommand '" + app.remaining().front() + "'";
+        }
+        err << Program << ": " << message << " (see " << Program << " --help)" << std::endl;
+        return ExitUsage;
+    }
+
+    std::ostringstream buffer;
+    Command command(o, buffer);
+    try {
+        const std::pair<CLI::App*, void (Command::*)()> dispatch[] = {
+            { devices, &Command::devices },
+            { show, &Command::show },
+            { approve, &Command::approve },
+            { reject, &Command::reject },
+            { revoke, &Command::revoke },
+            { forget, &Command::forget },
+            { rename, &Command::rename },
+            { rekey, &Command::rekey },
+            { events, &Command::events },
+            { stationKey, &Command::stationKey },
+        };
+        for (const auto& [sub, handler] : dispatch) {
+            if (sub->parsed()) {
+                (command.*handler)();
+            }
+        }
+    } catch (const std::exception& e) {
+        // Library errors (callhome::Error) are already worded for operators; anything else (filesystem, bad_alloc)
+        // still gets exactly one line and no partial output.
+        err << Program << ": " << oneLine(e.what()) << std::endl;
+        return ExitFailure;
+    }
+    out << buffer.str() << std::flush;
+    return 0;
+}
+} // namespace callhome::cli

@@ -1,0 +1,56 @@
+#include "cli/Json.h"
+#include "common/Time.h"
+
+namespace callhome::cli {
+namespace {
+template<typename T, typename F>
+nlohmann::json orNull(const std::optional<T>& value, F&& convert)
+{
+    return value ? nlohmann::json(convert(*value)) : nlohmann::json(nullptr);
+}
+
+template<typename T>
+nlohmann::json orNull(const std::optional<T>& value)
+{
+    return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+} // namespace
+
+nlohmann::json toJson(const inventory::Device& d)
+{
+    return {
+        { "id", d.id },
+        { "name", orNull(d.name) },
+        { "state", inventory::toString(d.state) },
+        { "transport", inventory::toString(d.transport) },
+        { "fingerprint", d.fingerprint },
+        { "key_type", d.keyType },
+        { "ssh_user", orNull(d.sshUser) },
+        { "last_address", d.lastAddress },
+        { "first_seen", toIso8601(d.firstSeen) },
+        { "last_seen", toIso8601(d.lastSeen) },
+        { "attempts", d.attempts },
+        { "same_address_as", orNull(d.sameAddressAs) },
+        { "decided_at", orNull(d.decidedAt, toIso8601) },
+        { "decided_by", d.decidedBy },
+        { "connected", d.connected },
+        { "session_start", orNull(d.sessionStart, toIso8601) },
+        { "capabilities", d.capabilities },
+    };
+}
+
+nlohmann::json toJson(const inventory::Event& e)
+{
+    return {
+        { "id", e.id },
+        { "at", toIso8601(e.at) },
+        { "kind", inventory::toString(e.kind) },
+        { "device_id", orNull(e.deviceId) },
+        { "device_name", e.deviceName },
+        { "connection_id", e.connectionId },
+        { "address", e.address },
+        { "fingerprint", e.fingerprint },
+        { "detail", e.detail },
+    };
+}
+} // namespace callhome::cli

@@ -1,0 +1,10 @@
+#pragma once
+#include "inventory/Types.h"
+#include <nlohmann/json.hpp>
+
+namespace callhome::cli {
+/** A device as callhomectl's JSON output shows it (field names documented in lib/cli/README.md). */
+nlohmann::json toJson(const inventory::Device& device);
+/** An event as callhomectl's JSON output shows it (field names documented in lib/cli/README.md). */
+nlohmann::json toJson(const inventory::Event& event);
+} // namespace callhome::cli

@@ -1,0 +1,459 @@
+#include "cli/Cli.h"
+#include "common/Time.h"
+#include "inventory/Inventory.h"
+#include "transport/StationKey.h"
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using namespace callhome;
+using inventory::DeviceState;
+using inventory::Transport;
+using nlohmann::json;
+
+namespace {
+const std::string FpEdge = "SHA256:edgeKey1aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z";
+const std::string FpNew = "SHA256:newKey2aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA";
+const std::string FpAmb1 = "SHA256:AAAAx3aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zB";
+const std::string FpAmb2 = "SHA256:AAAAy4aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zC";
+
+struct TempDir {
+    fs::path path;
+    TempDir()
+    {
+        std::string tmpl = (fs::temp_directory_path() / "callhome-cli-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path = tmpl;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+struct Result {
+    int code;
+    std::string out;
+    std::string err;
+};
+
+Result ctl(std::vector<std::string> args)
+{
+    args.insert(args.begin(), "callhomectl");
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    std::ostringstream out, err;
+    int code = cli::run(static_cast<int>(args.size()), argv.data(), out, err);
+    return { code, out.str(), err.str() };
+}
+
+/** A failed command: non-zero, nothing on stdout, exactly one "callhomectl: ..." line on stderr. */
+void requireOneLineError(const Result& r, const std::string& mentions)
+{
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.code != 0);
+    REQUIRE(r.out.empty());
+    REQUIRE(r.err.rfind("callhomectl: ", 0) == 0);
+    REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    REQUIRE(r.err.back() == '\n');
+    REQUIRE_THAT(r.err, Catch::Contains(mentions, Catch::CaseSensitive::No));
+}
+
+std::vector<std::string> lines(const std::string& text)
+{
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        out.push_back(line);
+    }
+    return out;
+}
+
+struct Fixture {
+    TempDir dir;
+    std::string state = (dir.path / "state").string();
+    std::string db = (dir.path / "state" / "inventory.db").string();
+    std::unique_ptr<inventory::Inventory> inv;
+
+    Fixture()
+    {
+        fs::create_directories(state);
+        inv = inventory::openSqlite(db);
+    }
+
+    Result run(std::vector<std::string> args)
+    {
+        args.insert(args.begin(), { "--state-dir", state });
+        return ctl(std::move(args));
+    }
+
+    /** edge-7 approved at 192.0.2.7, then a new key from the same address (pending, flagged). */
+    std::pair<int64_t, int64_t> edgeAndReplacement()
+    {
+        auto edge = inv->recordContact(Transport::Ssh, FpEdge, "ssh-ed25519", "192.0.2.7", now()).device;
+        inv->approve(edge.id, std::string("edge-7"), std::nullopt);
+        auto fresh = inv->recordContact(Transport::Ssh, FpNew, "ecdsa-sha2-nistp256", "192.0.2.7", now()).device;
+        return { edge.id, fresh.id };
+    }
+};
+} // namespace
+
+TEST_CASE_METHOD(Fixture, "devices: table and JSON")
+{
+    SECTION("empty inventory prints the header only")
+    {
+        auto r = run({ "devices" });
+        REQUIRE(r.code == 0);
+        REQUIRE(r.err.empty());
+        REQUIRE(lines(r.out).size() == 1);
+        REQUIRE(r.out.rfind("ID  NAME", 0) == 0);
+        auto j = json::parse(run({ "devices", "--json" }).out);
+        REQUIRE(j == json { { "devices", json::array() } });
+    }
+
+    SECTION("rows with full fingerprints and the same-address flag")
+    {
+        auto [edgeId, newId] = edgeAndReplacement();
+        auto r = run({ "devices" });
+        REQUIRE(r.code == 0);
+        auto l = lines(r.out);
+        REQUIRE(l.size() == 3);
+        for (auto col : { "ID", "NAME", "STATE", "CONN", "FINGERPRINT", "KEY-TYPE", "ADDRESS", "FIRST-SEEN",
+                 "LAST-SEEN", "ATTEMPTS", "FLAGS" }) {
+            REQUIRE_THAT(l[0], Catch::Contains(col));
+        }
+        REQUIRE_THAT(l[1],
+            Catch::Contains("edge-7") && Catch::Contains("approved") && Catch::Contains(FpEdge)
+                && Catch::Contains("192.0.2.7") && Catch::Contains("ssh-ed25519"));
+        REQUIRE_THAT(
+            l[2], Catch::Contains("pending") && Catch::Contains(FpNew) && Catch::EndsWith("same-address-as:edge-7"));
+        // columns are aligned: the fingerprint starts at the same offset in every row
+        REQUIRE(l[1].find(FpEdge) == l[0].find("FINGERPRINT"));
+        REQUIRE(l[2].find(FpNew) == l[0].find("FINGERPRINT"));
+
+        auto pendingOnly = run({ "devices", "--state", "pending" });
+        REQUIRE(lines(pendingOnly.out).size() == 2);
+        REQUIRE_THAT(pendingOnly.out, !Catch::Contains("edge-7 "));
+        REQUIRE(lines(run({ "devices", "--transport", "tls" }).out).size() == 1);
+
+        // global options after the subcommand (CLI11 fallthrough)
+        auto js = ctl({ "devices", "--json", "--state-dir", state });
+        REQUIRE(js.code == 0);
+        auto j = json::parse(js.out);
+        REQUIRE(j["devices"].size() == 2);
+        auto& e = j["devices"][0];
+        REQUIRE(e["id"] == edgeId);
+        REQUIRE(e["name"] == "edge-7");
+        REQUIRE(e["state"] == "approved");
+        REQUIRE(e["transport"] == "ssh");
+        REQUIRE(e["fingerprint"] == FpEdge);
+        REQUIRE(e["key_type"] == "ssh-ed25519");
+        REQUIRE(e["ssh_user"].is_null());
+        REQUIRE(e["last_address"] == "192.0.2.7");
+        REQUIRE(e["attempts"] == 1);
+        REQUIRE(e["same_address_as"].is_null());
+        REQUIRE(e["decided_at"].is_string());
+        REQUIRE(e["decided_by"] == "operator");
+        REQUIRE(e["connected"] == false);
+        REQUIRE(e["session_start"].is_null());
+        REQUIRE(e["capabilities"] == json::array());
+        REQUIRE(e["first_seen"].get<std::string>().back() == 'Z');
+        auto& p = j["devices"][1];
+        REQUIRE(p["id"] == newId);
+        REQUIRE(p["name"].is_null());
+        REQUIRE(p["same_address_as"] == edgeId);
+        REQUIRE(p["decided_at"].is_null());
+
+        auto filtered = json::parse(run({ "--json", "devices", "--state", "approved" }).out);
+        REQUIRE(filtered["devices"].size() == 1);
+    }
+
+    SECTION("a bad --state value is a command-line error")
+    {
+        auto r = run({ "devices", "--state", "bogus" });
+        requireOneLineError(r, "--state");
+        REQUIRE(r.code == 2);
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "show: every field, live session and capabilities")
+{
+    auto [edgeId, newId] = edgeAndReplacement();
+    SECTION("disconnected, default user")
+    {
+        auto r = run({ "show", "edge-7" });
+        REQUIRE(r.code == 0);
+        REQUIRE_THAT(r.out,
+            Catch::Contains("SSH user:        (default)") && Catch::Contains("disconnected") && Catch::Contains(FpEdge)
+                && Catch::Contains("Decided by:      operator") && Catch::Contains("Capabilities:    (none)"));
+        auto pending = run({ "show", FpNew });
+        REQUIRE_THAT(pending.out, Catch::Contains("Same address as: #" + std::to_string(edgeId) + " edge-7"));
+    }
+    SECTION("connected with capabilities")
+    {
+        inv->listenerStarted("L1", now());
+        inv->heartbeat("L1", now());
+        std::vector<std::string> caps { "urn:ietf:params:netconf:base:1.1",
+            "urn:ietf:params:netconf:capability:candidate:1.0" };
+        inv->sessionOpened(edgeId, "L1", now(), caps);
+        auto r = run({ "show", std::to_string(edgeId) });
+        REQUIRE(r.code == 0);
+        REQUIRE_THAT(r.out, Catch::Contains("Connection:      connected"));
+        REQUIRE_THAT(r.out, Catch::Contains("\n  urn:ietf:params:netconf:base:1.1\n"));
+        REQUIRE_THAT(r.out, Catch::Contains("\n  urn:ietf:params:netconf:capability:candidate:1.0\n"));
+        auto j = json::parse(run({ "show", "edge-7", "--json" }).out);
+        REQUIRE(j["connected"] == true);
+        REQUIRE(j["session_start"].is_string());
+        REQUIRE(j["capabilities"] == json(caps));
+        REQUIRE(j["id"] == edgeId);
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "operator actions")
+{
+    auto pending = inv->recordContact(Transport::Ssh, FpAmb1, "ssh-ed25519", "198.51.100.1", now()).device;
+
+    SECTION("approve by fingerprint prefix with name and user")
+    {
+        auto r = run({ "approve", "AAAAx3", "--name", "core-1", "--user", "netconf" });
+        REQUIRE(r.code == 0);
+        REQUIRE(lines(r.out).size() == 1);
+        REQUIRE_THAT(
+            r.out, Catch::StartsWith("approved #") && Catch::Contains("core-1") && Catch::Contains("next call home"));
+        auto d = inv->findById(pending.id);
+        REQUIRE(d->state == DeviceState::Approved);
+        REQUIRE(d->name == "core-1");
+        REQUIRE(d->sshUser == "netconf");
+        REQUIRE_THAT(run({ "show", "core-1" }).out, Catch::Contains("SSH user:        netconf"));
+
+        auto rej = json::parse(run({ "reject", "core-1", "--json" }).out);
+        REQUIRE(rej["state"] == "rejected");
+        REQUIRE(inv->findById(pending.id)->state == DeviceState::Rejected);
+
+        REQUIRE(run({ "approve", "core-1" }).code == 0);
+        auto rev = run({ "revoke", "core-1" });
+        REQUIRE(rev.code == 0);
+        REQUIRE_THAT(rev.out, Catch::StartsWith("revoked #"));
+        REQUIRE(inv->findById(pending.id)->state == DeviceState::Revoked);
+    }
+
+    SECTION("approve --json returns the device")
+    {
+        auto r = run({ "--json", "approve", std::to_string(pending.id), "--name", "core-2" });
+        REQUIRE(r.code == 0);
+        auto j = json::parse(r.out);
+        REQUIRE(j["state"] == "approved");
+        REQUIRE(j["name"] == "core-2");
+        REQUIRE(j["fingerprint"] == FpAmb1);
+    }
+
+    SECTION("reject a pending device")
+    {
+        auto r = run({ "reject", FpAmb1 });
+        REQUIRE(r.code == 0);
+        REQUIRE_THAT(r.out, Catch::StartsWith("rejected #"));
+        REQUIRE(inv->findById(pending.id)->state == DeviceState::Rejected);
+    }
+
+    SECTION("revoking a pending device is an invalid transition")
+    {
+        requireOneLineError(run({ "revoke", FpAmb1 }), "pending");
+        REQUIRE(inv->findById(pending.id)->state == DeviceState::Pending);
+    }
+
+    SECTION("forget prints what was forgotten, with or without --yes")
+    {
+        auto r = run({ "forget", FpAmb1 });
+        REQUIRE(r.code == 0);
+        REQUIRE_THAT(r.out, Catch::StartsWith("forgot #" + std::to_string(pending.id)) && Catch::Contains(FpAmb1));
+        REQUIRE(!inv->findById(pending.id));
+        auto other = inv->recordContact(Transport::Ssh, FpAmb2, "ssh-ed25519", "198.51.100.2", now()).device;
+        auto j = json::parse(run({ "forget", FpAmb2, "--yes", "--json" }).out);
+        REQUIRE(j["id"] == other.id);
+        REQUIRE(!inv->findById(other.id));
+    }
+
+    SECTION("rename")
+    {
+        inv->approve(pending.id, std::string("old-name"), std::nullopt);
+        auto r = run({ "rename", "old-name", "new-name" });
+        REQUIRE(r.code == 0);
+        REQUIRE(r.out == "renamed #" + std::to_string(pending.id) + " from old-name to new-name\n");
+        REQUIRE(inv->findById(pending.id)->name == "new-name");
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "rekey moves a known device to the new pending key")
+{
+    auto [edgeId, newId] = edgeAndReplacement();
+    auto r = run({ "rekey", "edge-7", "newKey2" });
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    REQUIRE_THAT(
+        r.out, Catch::StartsWith("rekeyed #" + std::to_string(edgeId) + " edge-7 from " + FpEdge + " to " + FpNew));
+    auto d = inv->findById(edgeId);
+    REQUIRE(d->fingerprint == FpNew);
+    REQUIRE(d->state == DeviceState::Approved);
+    REQUIRE(!inv->findById(newId));
+}
+
+TEST_CASE_METHOD(Fixture, "events: table, JSON and filters")
+{
+    auto [edgeId, newId] = edgeAndReplacement();
+    inventory::Event e;
+    e.at = now();
+    e.kind = inventory::EventKind::Pending;
+    e.deviceId = newId;
+    e.connectionId = "C42";
+    e.address = "192.0.2.7";
+    e.fingerprint = FpNew;
+    e.detail = "first contact";
+    inv->addEvent(e);
+
+    auto all = json::parse(run({ "events", "--json" }).out)["events"];
+    REQUIRE(all.size() >= 2); // the approval and our pending event
+    auto mine = std::find_if(all.begin(), all.end(), [](const json& x) { return x["connection_id"] == "C42"; });
+    REQUIRE(mine != all.end());
+    REQUIRE((*mine)["kind"] == "pending");
+    REQUIRE((*mine)["device_id"] == newId);
+    REQUIRE((*mine)["address"] == "192.0.2.7");
+    REQUIRE((*mine)["fingerprint"] == FpNew);
+    REQUIRE((*mine)["detail"] == "first contact");
+    REQUIRE((*mine)["at"].is_string());
+    REQUIRE((*mine)["id"].is_number_integer());
+    REQUIRE(mine->contains("device_name"));
+
+    auto table = run({ "events" });
+    REQUIRE(table.code == 0);
+    auto l = lines(table.out);
+    REQUIRE(l.size() == all.size() + 1);
+    REQUIRE_THAT(l[0],
+        Catch::StartsWith("TIME") && Catch::Contains("KIND") && Catch::Contains("DEVICE") && Catch::Contains("CONN")
+            && Catch::Contains("ADDRESS") && Catch::Contains("FINGERPRINT") && Catch::EndsWith("DETAIL"));
+    REQUIRE_THAT(table.out, Catch::Contains("C42") && Catch::Contains("first contact"));
+
+    auto forNew = json::parse(run({ "events", "--json", "--device", FpNew }).out)["events"];
+    REQUIRE(forNew.size() >= 1);
+    for (const auto& x : forNew) {
+        REQUIRE(x["device_id"] == newId);
+    }
+    auto forEdge = json::parse(run({ "events", "--json", "--device", "edge-7" }).out)["events"];
+    REQUIRE(!forEdge.empty());
+    for (const auto& x : forEdge) {
+        REQUIRE(x["device_id"] == edgeId);
+    }
+
+    REQUIRE(json::parse(run({ "events", "--json", "--limit", "1" }).out)["events"].size() == 1);
+    auto future = run({ "events", "--since", "2999-01-01" });
+    REQUIRE(future.code == 0);
+    REQUIRE(lines(future.out).size() == 1);
+    REQUIRE(json::parse(run({ "events", "--json", "--since", "1h" }).out)["events"].size() == all.size());
+
+    auto bad = run({ "events", "--since", "yesterday" });
+    requireOneLineError(bad, "yesterday");
+    REQUIRE(bad.code == 2);
+    requireOneLineError(run({ "events", "--limit", "0" }), "--limit");
+}
+
+TEST_CASE_METHOD(Fixture, "errors are one line on stderr and nothing on stdout")
+{
+    inv->recordContact(Transport::Ssh, FpAmb1, "ssh-ed25519", "198.51.100.1", now());
+    inv->recordContact(Transport::Ssh, FpAmb2, "ssh-ed25519", "198.51.100.2", now());
+
+    SECTION("unknown device")
+    {
+        auto r = run({ "show", "no-such-device" });
+        requireOneLineError(r, "no-such-device");
+        REQUIRE(r.code == 1);
+        requireOneLineError(run({ "approve", "no-such-device", "--name", "x" }), "no-such-device");
+        requireOneLineError(run({ "events", "--device", "no-such-device" }), "no-such-device");
+    }
+    SECTION("ambiguous prefix")
+    {
+        auto r = run({ "approve", "AAAA", "--name", "x" });
+        requireOneLineError(r, "AAAA");
+        REQUIRE(r.code == 1);
+        REQUIRE(inv->findByFingerprint(FpAmb1)->state == DeviceState::Pending);
+    }
+    SECTION("missing inventory is reported and not created")
+    {
+        auto elsewhere = (dir.path / "typo").string();
+        for (auto args : std::vector<std::vector<std::string>> {
+                 { "devices" }, { "approve", "AAAAx", "--name", "x" }, { "forget", "AAAAx" }, { "events" } }) {
+            args.insert(args.begin(), { "--state-dir", elsewhere });
+            requireOneLineError(ctl(args), "no inventory");
+        }
+        REQUIRE(!fs::exists(elsewhere));
+        auto missingDb = (dir.path / "nope.db").string();
+        requireOneLineError(ctl({ "devices", "--db", missingDb }), missingDb);
+        REQUIRE(!fs::exists(missingDb));
+    }
+    SECTION("a file that is not an inventory is refused")
+    {
+        auto garbage = (dir.path / "garbage.db").string();
+        std::ofstream(garbage) << "this is not a database, just some text that is long enough to look like one\n";
+        requireOneLineError(ctl({ "devices", "--db", garbage }), "not a callhome inventory");
+    }
+    SECTION("command-line errors")
+    {
+        requireOneLineError(run({}), "subcommand");
+        requireOneLineError(run({ "frobnicate" }), "frobnicate");
+        requireOneLineError(run({ "show" }), "DEVICE");
+        requireOneLineError(run({ "devices", "--bogus" }), "--bogus");
+    }
+}
+
+TEST_CASE("--help describes the program and every subcommand")
+{
+    auto r = ctl({ "--help" });
+    REQUIRE(r.code == 0);
+    REQUIRE(r.err.empty());
+    for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "events",
+             "station-key", "--state-dir", "--db", "--json" }) {
+        REQUIRE_THAT(r.out, Catch::Contains(sub));
+    }
+    for (auto sub :
+        { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "events", "station-key" }) {
+        auto h = ctl({ sub, "--help" });
+        INFO(sub);
+        REQUIRE(h.code == 0);
+        REQUIRE_THAT(h.out, Catch::Contains(sub));
+    }
+    REQUIRE_THAT(ctl({ "approve", "--help" }).out, Catch::Contains("next call home") && Catch::Contains("--name"));
+}
+
+TEST_CASE("station-key prints the public key line, never creates the key")
+{
+    TempDir dir;
+    auto state = (dir.path / "state").string();
+    auto keyPath = transport::defaultStationKeyPath(state);
+
+    auto missing = ctl({ "station-key", "--state-dir", state });
+    requireOneLineError(missing, "start callhomed");
+    REQUIRE(!fs::exists(keyPath));
+
+    auto key = transport::loadStationKey(keyPath, true);
+    auto r = ctl({ "--state-dir", state, "station-key" });
+    REQUIRE(r.code == 0);
+    REQUIRE(r.err.empty());
+    REQUIRE(r.out == key.publicKeyLine + "\n");
+
+    auto j = json::parse(ctl({ "--state-dir", state, "station-key", "--json" }).out);
+    REQUIRE(j["public_key"] == key.publicKeyLine);
+    REQUIRE(j["fingerprint"] == key.fingerprint);
+    REQUIRE(j["path"] == keyPath);
+
+    auto explicitKey = ctl({ "station-key", "--key", keyPath });
+    REQUIRE(explicitKey.out == key.publicKeyLine + "\n");
+}
