@@ -1,0 +1,26 @@
+# Device-side peers that call home (OpenSSH + yuma123, libnetconf2) and the harness callhome_* tests drive them with.
+
+add_executable(callhome-test-nc2-device peers/Nc2Device.cpp)
+target_link_libraries(callhome-test-nc2-device PRIVATE
+    PkgConfig::LIBNETCONF2 PkgConfig::LIBYANG PkgConfig::LIBSSH CLI11::CLI11 Threads::Threads)
+
+add_library(callhome-test-harness STATIC
+    harness/HostKey.cpp
+    harness/Loopback.cpp
+    harness/Nc2Device.cpp
+    harness/Process.cpp
+    harness/SshdDevice.cpp
+    harness/TempDir.cpp
+    harness/Util.cpp
+)
+target_include_directories(callhome-test-harness PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(callhome-test-harness PUBLIC callhome-common PRIVATE PkgConfig::LIBSSH)
+target_compile_definitions(callhome-test-harness PRIVATE
+    CALLHOME_NC2_DEVICE_PATH="$<TARGET_FILE:callhome-test-nc2-device>")
+# Tests that link the harness start the device program, so it must be built with them.
+add_dependencies(callhome-test-harness callhome-test-nc2-device)
+
+callhome_add_test(NAME callhome_peers_selftest
+    SOURCES callhome_peers_selftest.cpp
+    LIBS callhome-test-harness PkgConfig::LIBNETCONF2 PkgConfig::LIBYANG PkgConfig::LIBSSH)
+set_tests_properties(callhome_peers_selftest PROPERTIES TIMEOUT 300)
