@@ -53,7 +53,7 @@ Runtime::~Runtime()
 }
 
 std::unique_ptr<Session> Session::connectSsh(
-    ssh_session_struct* ssh, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
+    ssh_session_struct* ssh, SocketRef socket, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
 {
     int fd = ssh_get_fd(ssh);
     auto context = pool.forCapabilities(knownCapabilities);
@@ -64,6 +64,7 @@ std::unique_ptr<Session> Session::connectSsh(
         raw = nc_connect_libssh(ssh, context->get()); // takes `ssh`, success or not
     }
     if (!raw) {
+        socket.closeIfStillOurs();
         throw SessionError("NETCONF session setup failed (netconf subsystem, <hello> or YANG modules; see debug log)");
     }
     std::unique_ptr<Session> s(new Session());
@@ -71,6 +72,7 @@ std::unique_ptr<Session> Session::connectSsh(
     s->m_session = raw;
     s->m_ssh = ssh;
     s->m_fd = fd;
+    s->m_socket = socket;
     s->m_sessionId = nc_session_get_id(raw);
     if (auto caps = nc_session_get_cpblts(raw)) {
         for (size_t i = 0; caps[i]; ++i) {
@@ -140,6 +142,7 @@ void Session::close()
     std::shared_lock ctxLock(m_context->mutex());
     nc_session_free(m_session, nullptr); // sends <close-session> when still running
     m_session = nullptr;
+    m_socket.closeIfStillOurs();
     m_ssh = nullptr;
 }
 } // namespace callhome::netconf

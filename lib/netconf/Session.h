@@ -1,5 +1,6 @@
 #pragma once
 #include "common/Error.h"
+#include "common/SocketRef.h"
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,10 +33,11 @@ class Session {
 public:
     /**
      * Opens the `netconf` subsystem and runs the <hello> exchange. Takes ownership of `ssh` in all cases
-     * (nc_connect_libssh frees it on failure too). Throws SessionError.
+     * (nc_connect_libssh frees it on failure too) and of `socket`, which it closes after libnetconf2 is done with it.
+     * Throws SessionError.
      */
-    static std::unique_ptr<Session> connectSsh(
-        ssh_session_struct* ssh, ContextPool& pool, const std::vector<std::string>& knownCapabilities);
+    static std::unique_ptr<Session> connectSsh(ssh_session_struct* ssh, SocketRef socket, ContextPool& pool,
+        const std::vector<std::string>& knownCapabilities);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -62,6 +64,7 @@ private:
     nc_session* m_session = nullptr;
     ssh_session_struct* m_ssh = nullptr; ///< borrowed from m_session, for keepalives
     int m_fd = -1;
+    SocketRef m_socket;
     uint32_t m_sessionId = 0;
     std::vector<std::string> m_capabilities;
 };

@@ -191,7 +191,8 @@ void Daemon::handleSsh(const std::string& connectionId, Accepted& accepted)
     std::unique_ptr<netconf::Session> session;
     try {
         // nc_connect_libssh takes the libssh session, on failure too.
-        session = netconf::Session::connectSsh(ssh.release(), *m_contexts, device.capabilities);
+        auto socket = ssh.socket();
+        session = netconf::Session::connectSsh(ssh.release(), socket, *m_contexts, device.capabilities);
     } catch (const netconf::SessionError& e) {
         failed(e.what(), device.id, name, hostKey.fingerprint);
         return;

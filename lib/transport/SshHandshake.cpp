@@ -26,6 +26,8 @@ void setOption(ssh_session s, ssh_options_e option, const void* value, const cha
 } // namespace
 
 struct SshHandshake::Impl {
+    SocketRef socket;
+    bool released = false;
     SshSessionPtr session;
     Deadline deadline;
     bool connected = false;
@@ -64,12 +66,25 @@ SshHandshake::SshHandshake(UniqueFd socket, const std::string& peerAddress, Dead
     setOption(s, SSH_OPTIONS_PUBLICKEY_ACCEPTED_TYPES, kHostKeys, "pubkey types");
     int fd = socket.get();
     setOption(s, SSH_OPTIONS_FD, &fd, "fd");
-    // libssh closes the descriptor from here on (ssh_free).
-    socket.release();
+    // Closed in ~SshHandshake, or after the NETCONF session when the session was released.
+    m_impl->socket = SocketRef::of(socket.release());
     ssh_set_blocking(s, 0);
 }
 
-SshHandshake::~SshHandshake() = default;
+SshHandshake::~SshHandshake()
+{
+    if (m_impl) {
+        m_impl->session.reset();
+        if (!m_impl->released) {
+            m_impl->socket.closeIfStillOurs();
+        }
+    }
+}
+
+SocketRef SshHandshake::socket() const noexcept
+{
+    return m_impl->socket;
+}
 
 void SshHandshake::waitIo(const char* step)
 {
@@ -151,12 +166,15 @@ void SshHandshake::authenticate(const Credentials& credentials)
 
 void SshHandshake::disconnect()
 {
-    // SshSessionFree sends SSH_MSG_DISCONNECT when connected and closes the socket.
+    // SshSessionFree sends SSH_MSG_DISCONNECT when connected; libssh leaves the socket to us.
     m_impl->session.reset();
+    m_impl->socket.closeIfStillOurs();
+    m_impl->socket = {};
 }
 
 ssh_session_struct* SshHandshake::release()
 {
+    m_impl->released = true;
     return m_impl->session.release();
 }
 } // namespace callhome::transport

@@ -1,4 +1,5 @@
 #pragma once
+#include "common/SocketRef.h"
 #include "common/UniqueFd.h"
 #include <chrono>
 #include <memory>
@@ -47,8 +48,12 @@ public:
     void authenticate(const Credentials& credentials);
     /** Sends SSH_MSG_DISCONNECT and closes; used to turn away a device before authentication. */
     void disconnect();
-    /** Hands the authenticated libssh session over (nc_connect_libssh takes ownership of it). */
+    /**
+     * Hands the authenticated libssh session over (nc_connect_libssh takes ownership of it). The socket stays ours
+     * to close once the session is freed (see SocketRef).
+     */
     ssh_session_struct* release();
+    SocketRef socket() const noexcept;
     /** The libssh algorithms we offer, for logs and tests. */
     static const char* kexAlgorithms();
     static const char* hostKeyAlgorithms();
