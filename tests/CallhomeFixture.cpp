@@ -1,0 +1,66 @@
+#include "CallhomeFixture.h"
+#include "harness/Util.h"
+#include "server/SessionRegistry.h"
+#include <algorithm>
+
+namespace callhome::test {
+using namespace std::chrono_literals;
+
+CallhomeFixture::CallhomeFixture()
+{
+    ignoreSigpipe();
+    config = config::load(
+        std::nullopt, config::Overrides { dir.file("state"), std::nullopt, { "ssh:127.0.0.1:0", "ssh:[::1]:0" } });
+    config.handshakeTimeout = 3s;
+    config.handshakeWorkers = 4;
+    config.listenerId = "test-listener";
+    start();
+}
+
+void CallhomeFixture::start()
+{
+    daemon = std::make_unique<server::Daemon>(config);
+    daemon->start();
+}
+
+void CallhomeFixture::stop()
+{
+    daemon.reset();
+}
+
+uint16_t CallhomeFixture::portV4() const
+{
+    return daemon->endpoints().at(0).port;
+}
+
+uint16_t CallhomeFixture::portV6() const
+{
+    return daemon->endpoints().at(1).port;
+}
+
+inventory::Device CallhomeFixture::waitForDevice(const std::string& fingerprint)
+{
+    waitFor([&] { return inventory().findByFingerprint(fingerprint).has_value(); }, 10s,
+        "device " + fingerprint + " in the inventory");
+    return *inventory().findByFingerprint(fingerprint);
+}
+
+void CallhomeFixture::waitForSessions(size_t n)
+{
+    waitFor([&] { return daemon->registry().size() == n; }, 15s, std::to_string(n) + " live sessions");
+}
+
+std::vector<inventory::Event> CallhomeFixture::eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId)
+{
+    auto all = inventory().events(inventory::EventFilter { .deviceId = deviceId });
+    std::vector<inventory::Event> out;
+    std::copy_if(all.begin(), all.end(), std::back_inserter(out), [&](const auto& e) { return e.kind == kind; });
+    return out;
+}
+
+void CallhomeFixture::waitForEvent(inventory::EventKind kind, std::optional<int64_t> deviceId, size_t count)
+{
+    waitFor([&] { return eventsOf(kind, deviceId).size() >= count; }, 15s,
+        std::to_string(count) + " '" + inventory::toString(kind) + "' events");
+}
+} // namespace callhome::test

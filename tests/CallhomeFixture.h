@@ -1,0 +1,31 @@
+#pragma once
+#include "config/Config.h"
+#include "harness/TempDir.h"
+#include "inventory/Inventory.h"
+#include "server/Daemon.h"
+#include <memory>
+#include <string>
+
+namespace callhome::test {
+/** A real Daemon in-process on runtime-picked loopback ports (IPv4 and IPv6) with its state in a temp dir. */
+struct CallhomeFixture {
+    TempDir dir { "callhome-it" };
+    config::Config config;
+    std::unique_ptr<server::Daemon> daemon;
+
+    CallhomeFixture();
+    /** (Re)starts the daemon on the state in `dir`; ports are picked anew. */
+    void start();
+    void stop();
+    uint16_t portV4() const;
+    uint16_t portV6() const;
+    inventory::Inventory& inventory() { return daemon->inventory(); }
+    /** The device with this fingerprint, waiting up to 10 s for it to be recorded. */
+    inventory::Device waitForDevice(const std::string& fingerprint);
+    /** Waits until the registry holds `n` sessions. */
+    void waitForSessions(size_t n);
+    /** Events of `kind` so far, optionally for one device. */
+    std::vector<inventory::Event> eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt);
+    void waitForEvent(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt, size_t count = 1);
+};
+} // namespace callhome::test
