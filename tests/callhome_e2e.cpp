@@ -1,0 +1,182 @@
+// The operator's story with the real binaries: callhomed as a process, callhomectl as a process, an OpenSSH device.
+#include "harness/Process.h"
+#include "harness/SshdDevice.h"
+#include "harness/TempDir.h"
+#include "harness/Util.h"
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+using namespace callhome::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+const std::string kCallhomed = std::string(CALLHOME_BINARY_DIR) + "/app/callhomed";
+const std::string kCallhomectl = std::string(CALLHOME_BINARY_DIR) + "/app/callhomectl";
+
+struct Result {
+    int status;
+    std::string out;
+    std::string err;
+};
+
+Result run(const TempDir& dir, std::vector<std::string> argv)
+{
+    static int n = 0;
+    auto tag = std::to_string(++n);
+    ProcessSpec spec { std::move(argv), dir.file("cmd" + tag + ".out"), dir.file("cmd" + tag + ".err") };
+    Process p(spec);
+    auto status = p.waitExit(20s);
+    REQUIRE(status.has_value());
+    return { *status, readFileIfExists(spec.stdoutPath), readFileIfExists(spec.stderrPath) };
+}
+
+struct Daemon {
+    const TempDir& dir;
+    std::unique_ptr<Process> process;
+    uint16_t port = 0;
+    std::string log;
+
+    explicit Daemon(const TempDir& d)
+        : dir(d)
+    {
+        start();
+    }
+    void start()
+    {
+        static int n = 0;
+        log = dir.file("callhomed" + std::to_string(++n) + ".log");
+        process = std::make_unique<Process>(ProcessSpec {
+            { kCallhomed, "--state-dir", dir.file("state"), "--listen", "ssh:127.0.0.1:0", "--log-level", "debug" },
+            dir.file("callhomed.out"), log });
+        std::smatch m;
+        static const std::regex listening(R"(listening for call home on ssh:127\.0\.0\.1:(\d+))");
+        waitFor(
+            [&] {
+                auto text = readFileIfExists(log);
+                if (std::regex_search(text, m, listening)) {
+                    port = static_cast<uint16_t>(std::stoi(m[1]));
+                    return true;
+                }
+                REQUIRE(process->running());
+                return false;
+            },
+            10s, "callhomed listening");
+    }
+};
+
+json ctlJson(const TempDir& dir, std::vector<std::string> args)
+{
+    std::vector<std::string> argv { kCallhomectl, "--state-dir", dir.file("state"), "--json" };
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(dir, argv);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    return json::parse(r.out);
+}
+} // namespace
+
+TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
+{
+    ignoreSigpipe();
+    TempDir dir("callhome-e2e");
+    Daemon daemon(dir);
+
+    auto key = run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
+    REQUIRE(key.status == 0);
+    REQUIRE(key.out.rfind("ssh-ed25519 ", 0) == 0);
+    SshdDevice device(dir, KeyType::Ed25519, key.out);
+
+    device.callHome("127.0.0.1", daemon.port).waitExit(10s);
+    json devices;
+    waitFor([&] { return !(devices = ctlJson(dir, { "devices" }))["devices"].empty(); }, 10s, "device listed");
+    auto pending = devices["devices"][0];
+    CHECK(pending["state"] == "pending");
+    CHECK(pending["fingerprint"] == device.hostKeyFingerprint());
+    CHECK(pending["key_type"] == "ssh-ed25519");
+    CHECK(pending["last_address"] == "127.0.0.1");
+    CHECK(pending["attempts"] == 1);
+    CHECK(device.authAttempts() == 0);
+
+    // approve by an unambiguous fingerprint prefix, while callhomed runs
+    auto prefix = device.hostKeyFingerprint().substr(0, 14);
+    auto approved = run(dir,
+        { kCallhomectl, "--state-dir", dir.file("state"), "approve", prefix, "--name", "edge-7", "--user",
+            device.user() });
+    INFO(approved.err);
+    REQUIRE(approved.status == 0);
+    CHECK_THAT(approved.out, Catch::Contains("edge-7"));
+
+    device.callHome("127.0.0.1", daemon.port);
+    json shown;
+    waitFor([&] { return (shown = ctlJson(dir, { "show", "edge-7" }))["connected"] == true; }, 15s, "edge-7 connected");
+    CHECK(shown["state"] == "approved");
+    CHECK(shown["session_start"].is_string());
+    auto caps = shown["capabilities"].get<std::vector<std::string>>();
+    CHECK(std::any_of(
+        caps.begin(), caps.end(), [](const auto& c) { return c.rfind("urn:ietf:params:netconf:base:1.", 0) == 0; }));
+    auto human = run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "show", "edge-7" });
+    CHECK_THAT(human.out, Catch::Contains("connected") && Catch::Contains("urn:ietf:params:netconf:base:1."));
+
+    // SIGTERM: <close-session>, disconnected in the inventory, exit 0
+    ::kill(daemon.process->pid(), SIGTERM);
+    auto status = daemon.process->waitExit(15s);
+    REQUIRE(status.has_value());
+    CHECK(*status == 0);
+    CHECK(ctlJson(dir, { "show", "edge-7" })["connected"] == false);
+    auto events = ctlJson(dir, { "events", "--device", "edge-7" })["events"];
+    REQUIRE(!events.empty());
+    CHECK(events.back()["kind"] == "session-closed");
+    CHECK_THAT(events.back()["detail"].get<std::string>(), Catch::Contains("shutting down"));
+    CHECK_THAT(readFile(daemon.log), !Catch::Contains("PRIVATE KEY") && !Catch::Contains("AAAA"));
+
+    // restart keeps the inventory; the device calls again; kill -9; after a restart nobody shows connected
+    daemon.start();
+    device.callHome("127.0.0.1", daemon.port);
+    waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == true; }, 15s, "edge-7 connected again");
+    ::kill(daemon.process->pid(), SIGKILL);
+    REQUIRE(daemon.process->waitExit(5s).has_value());
+    daemon.start();
+    CHECK(ctlJson(dir, { "show", "edge-7" })["connected"] == false);
+    CHECK(ctlJson(dir, { "show", "edge-7" })["state"] == "approved");
+
+    // revoke through the CLI ends a live session at once
+    device.callHome("127.0.0.1", daemon.port);
+    waitFor(
+        [&] {
+            return ctlJson(dir, { "show", "edge-7" })["connected"] == true;
+        },
+        15s, "edge-7 connected after restart");
+    REQUIRE(run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "revoke", "edge-7" }).status == 0);
+    waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == false; }, 5s, "session ended by revoke");
+    daemon.process->stop();
+}
+
+TEST_CASE("callhomed refuses bad input with one clear line and exit 1")
+{
+    TempDir dir("callhome-e2e-bad");
+    writeFile(dir.file("bad.json"), R"({"callhome-config:callhome": {"listen": [{"name": "a", "port": 70000}]}})");
+    auto r = run(dir, { kCallhomed, "--config", dir.file("bad.json"), "--state-dir", dir.file("state") });
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("bad.json") && Catch::Contains("port"));
+
+    r = run(dir, { kCallhomed, "--listen", "ssh:localhost:4334", "--state-dir", dir.file("state") });
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("not a numeric IP address"));
+
+    writeFile(dir.file("garbage.db"), "this is not a database, but it is a file someone cares about\n");
+    r = run(dir,
+        { kCallhomed, "--db", dir.file("garbage.db"), "--state-dir", dir.file("state"), "--listen",
+            "ssh:127.0.0.1:0" });
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("garbage.db"));
+    CHECK(readFile(dir.file("garbage.db")) == "this is not a database, but it is a file someone cares about\n");
+
+    r = run(dir, { kCallhomed, "--help" });
+    CHECK(r.status == 0);
+    for (const char* opt : { "--config", "--state-dir", "--db", "--listen", "--log-level" }) {
+        CHECK_THAT(r.out, Catch::Contains(opt));
+    }
+}
