@@ -47,7 +47,7 @@ inventory::Device CallhomeFixture::waitForDevice(const std::string& fingerprint)
 
 void CallhomeFixture::waitForSessions(size_t n)
 {
-    waitFor([&] { return daemon->registry().size() == n; }, 15s, std::to_string(n) + " live sessions");
+    waitFor([&] { return daemon->registry().size() == n; }, 30s, std::to_string(n) + " live sessions");
 }
 
 std::vector<inventory::Event> CallhomeFixture::eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId)

@@ -5,6 +5,7 @@
 #include "harness/Util.h"
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -78,16 +79,34 @@ json ctlJson(const TempDir& dir, std::vector<std::string> args)
 }
 } // namespace
 
+/** Prints the listener's and the device's logs when the test fails, so that a CI failure explains itself. */
+struct DumpLogsOnFailure {
+    const Daemon& daemon;
+    const SshdDevice* device = nullptr;
+    ~DumpLogsOnFailure()
+    {
+        if (std::uncaught_exceptions() == 0 && Catch::getResultCapture().lastAssertionPassed()) {
+            return;
+        }
+        std::cerr << "---- " << daemon.log << "\n" << readFileIfExists(daemon.log);
+        if (device) {
+            std::cerr << "---- " << device->logPath() << "\n" << readFileIfExists(device->logPath());
+        }
+    }
+};
+
 TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
 {
     ignoreSigpipe();
     TempDir dir("callhome-e2e");
     Daemon daemon(dir);
+    DumpLogsOnFailure dump { daemon };
 
     auto key = run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
     REQUIRE(key.status == 0);
     REQUIRE(key.out.rfind("ssh-ed25519 ", 0) == 0);
     SshdDevice device(dir, KeyType::Ed25519, key.out);
+    dump.device = &device;
 
     device.callHome("127.0.0.1", daemon.port).waitExit(10s);
     json devices;
@@ -111,7 +130,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
 
     device.callHome("127.0.0.1", daemon.port);
     json shown;
-    waitFor([&] { return (shown = ctlJson(dir, { "show", "edge-7" }))["connected"] == true; }, 15s, "edge-7 connected");
+    waitFor([&] { return (shown = ctlJson(dir, { "show", "edge-7" }))["connected"] == true; }, 30s, "edge-7 connected");
     CHECK(shown["state"] == "approved");
     CHECK(shown["session_start"].is_string());
     auto caps = shown["capabilities"].get<std::vector<std::string>>();
@@ -135,7 +154,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
     // restart keeps the inventory; the device calls again; kill -9; after a restart nobody shows connected
     daemon.start();
     device.callHome("127.0.0.1", daemon.port);
-    waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == true; }, 15s, "edge-7 connected again");
+    waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == true; }, 30s, "edge-7 connected again");
     ::kill(daemon.process->pid(), SIGKILL);
     REQUIRE(daemon.process->waitExit(5s).has_value());
     daemon.start();
@@ -148,7 +167,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
         [&] {
             return ctlJson(dir, { "show", "edge-7" })["connected"] == true;
         },
-        15s, "edge-7 connected after restart");
+        30s, "edge-7 connected after restart");
     REQUIRE(run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "revoke", "edge-7" }).status == 0);
     waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == false; }, 5s, "session ended by revoke");
     daemon.process->stop();
