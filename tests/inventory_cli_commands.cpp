@@ -146,6 +146,7 @@ TEST_CASE_METHOD(Fixture, "devices: table and JSON")
         REQUIRE(lines(pendingOnly.out).size() == 2);
         REQUIRE_THAT(pendingOnly.out, !Catch::Contains("edge-7 "));
         REQUIRE(lines(run({ "devices", "--transport", "tls" }).out).size() == 1);
+        REQUIRE(lines(run({ "devices", "--transport", "ssh" }).out).size() == 3);
 
         // global options after the subcommand (CLI11 fallthrough)
         auto js = ctl({ "devices", "--json", "--state-dir", state });
@@ -169,6 +170,10 @@ TEST_CASE_METHOD(Fixture, "devices: table and JSON")
         REQUIRE(e["session_start"].is_null());
         REQUIRE(e["capabilities"] == json::array());
         REQUIRE(e["first_seen"].get<std::string>().back() == 'Z');
+        // TLS fields are empty strings for SSH devices
+        for (auto field : { "manufacturer", "serial", "cert_subject", "cert_issuer" }) {
+            REQUIRE(e[field] == "");
+        }
         auto& p = j["devices"][1];
         REQUIRE(p["id"] == newId);
         REQUIRE(p["name"].is_null());
@@ -419,18 +424,21 @@ TEST_CASE("--help describes the program and every subcommand")
     auto r = ctl({ "--help" });
     REQUIRE(r.code == 0);
     REQUIRE(r.err.empty());
-    for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "events",
+    for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "expect", "events",
              "station-key", "--state-dir", "--db", "--json" }) {
         REQUIRE_THAT(r.out, Catch::Contains(sub));
     }
-    for (auto sub :
-        { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "events", "station-key" }) {
+    for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "expect", "events",
+             "station-key" }) {
         auto h = ctl({ sub, "--help" });
         INFO(sub);
         REQUIRE(h.code == 0);
         REQUIRE_THAT(h.out, Catch::Contains(sub));
     }
     REQUIRE_THAT(ctl({ "approve", "--help" }).out, Catch::Contains("next call home") && Catch::Contains("--name"));
+    REQUIRE_THAT(ctl({ "expect", "--help" }).out,
+        Catch::Contains("--serial") && Catch::Contains("--manufacturer") && Catch::Contains("--name")
+            && Catch::Contains("--csv") && Catch::Contains("first call home") && Catch::Contains("All or nothing"));
 }
 
 TEST_CASE("station-key prints the public key line, never creates the key")
@@ -456,4 +464,214 @@ TEST_CASE("station-key prints the public key line, never creates the key")
 
     auto explicitKey = ctl({ "station-key", "--key", keyPath });
     REQUIRE(explicitKey.out == key.publicKeyLine + "\n");
+}
+
+// --- TLS devices: pre-provisioning (expect), table/JSON/show output, references by serial ---
+namespace {
+const std::string FpTls1 = "SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+                           "01:23:45:67:89";
+const std::string FpTls2 = "SHA256:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:"
+                           "78:9A:BC:DE:F0";
+
+inventory::TlsIdentity tlsIdentity(const std::string& serial, const std::string& fingerprint)
+{
+    return { .manufacturer = "example",
+        .serial = serial,
+        .fingerprint = fingerprint,
+        .subject = "CN=router,serialNumber=" + serial + ",O=Example",
+        .issuer = "CN=Example IDevID CA,O=Example" };
+}
+
+std::string writeFile(const fs::path& path, const std::string& text)
+{
+    std::ofstream(path) << text;
+    return path.string();
+}
+} // namespace
+
+TEST_CASE_METHOD(Fixture, "expect: one device from the command line")
+{
+    auto r = run({ "expect", "--serial", "SN0001", "--manufacturer", "example", "--name", "router-1" });
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    REQUIRE(r.err.empty());
+    auto l = lines(r.out);
+    REQUIRE(l.size() == 2);
+    REQUIRE_THAT(l[1],
+        Catch::Contains("router-1") && Catch::Contains("approved") && Catch::Contains("tls")
+            && Catch::Contains("example/SN0001"));
+    auto d = inv->resolve("SN0001");
+    REQUIRE(d.state == DeviceState::Approved);
+    REQUIRE(d.decidedBy == "pre-provisioned");
+    REQUIRE(d.name == "router-1");
+
+    // without a name, as JSON
+    auto j = json::parse(run({ "expect", "--serial", "SN0002", "--manufacturer", "example", "--json" }).out);
+    REQUIRE(j["devices"].size() == 1);
+    auto& e = j["devices"][0];
+    REQUIRE(e["serial"] == "SN0002");
+    REQUIRE(e["manufacturer"] == "example");
+    REQUIRE(e["name"].is_null());
+    REQUIRE(e["transport"] == "tls");
+    REQUIRE(e["state"] == "approved");
+    REQUIRE(e["decided_by"] == "pre-provisioned");
+    REQUIRE(e["fingerprint"] == "");
+    REQUIRE(e["first_seen"].is_null());
+    REQUIRE(e["last_seen"].is_null());
+    REQUIRE(e["attempts"] == 0);
+
+    // again: idempotent; with another name: refused
+    REQUIRE(run({ "expect", "--serial", "SN0001", "--manufacturer", "example", "--name", "router-1" }).code == 0);
+    auto clash = run({ "expect", "--serial", "SN0001", "--manufacturer", "example", "--name", "other" });
+    requireOneLineError(clash, "example/SN0001 is already device");
+    REQUIRE(clash.code == 1);
+    REQUIRE(inv->devices().size() == 2);
+
+    SECTION("command-line errors")
+    {
+        auto none = run({ "expect" });
+        requireOneLineError(none, "--serial and --manufacturer, or --csv");
+        REQUIRE(none.code == 2);
+        REQUIRE(run({ "expect", "--serial", "SN9" }).code == 2);
+        auto both = run({ "expect", "--csv", "x.csv", "--serial", "SN9" });
+        requireOneLineError(both, "--csv");
+        REQUIRE(both.code == 2);
+        requireOneLineError(run({ "expect", "--serial", "SN9", "--manufacturer", "example", "--name", "no spaces" }),
+            "may contain only");
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "expect --csv: shipping data, all or nothing")
+{
+    SECTION("a good file")
+    {
+        auto csv = writeFile(dir.path / "ship.csv",
+            "# shipment 42\n"
+            "serial,manufacturer,name\n"
+            "\n"
+            "SN0101,example,router-101\n"
+            "SN0102,\"Example, Inc.\",\n"
+            "\"SN,0103\",example,router-103\n");
+        auto r = run({ "expect", "--csv", csv, "--json" });
+        INFO(r.err);
+        REQUIRE(r.code == 0);
+        auto j = json::parse(r.out);
+        REQUIRE(j["devices"].size() == 3);
+        REQUIRE(j["devices"][0]["name"] == "router-101");
+        REQUIRE(j["devices"][1]["manufacturer"] == "Example, Inc.");
+        REQUIRE(j["devices"][1]["name"].is_null());
+        REQUIRE(j["devices"][2]["serial"] == "SN,0103");
+        REQUIRE(inv->devices().size() == 3);
+        // the table lists each device once, even when imported again
+        auto again = run({ "expect", "--csv", csv });
+        REQUIRE(again.code == 0);
+        REQUIRE(lines(again.out).size() == 4);
+        REQUIRE(inv->devices().size() == 3);
+    }
+    SECTION("a malformed line: file and line named, nothing imported")
+    {
+        auto csv = writeFile(dir.path / "bad.csv", "SN0201,example,r-201\n# comment\nSN0202,example,r-202,extra\n");
+        auto r = run({ "expect", "--csv", csv });
+        requireOneLineError(r, csv + ":3: expected 2 or 3 fields");
+        REQUIRE(inv->devices().empty());
+    }
+    SECTION("a line the inventory refuses: its line named, nothing imported")
+    {
+        inv->recordTlsContact(tlsIdentity("SN0303", FpTls1), "192.0.2.3", now());
+        auto csv = writeFile(dir.path / "conflict.csv",
+            "serial,manufacturer,name\nSN0301,example,r-301\n\nSN0302,example,r-302\nSN0303,example,r-303\n");
+        auto r = run({ "expect", "--csv", csv });
+        requireOneLineError(r, csv + ":5: example/SN0303 is already device");
+        REQUIRE_THAT(r.err, Catch::Contains("pending") && Catch::Contains("nothing was imported"));
+        REQUIRE(inv->devices().size() == 1);
+
+        auto badName = writeFile(dir.path / "names.csv", "SN0301,example,r-301\nSN0302,example,r 302\n");
+        requireOneLineError(run({ "expect", "--csv", badName }), badName + ":2: example/SN0302: device name");
+        REQUIRE(inv->devices().size() == 1);
+    }
+    SECTION("a missing file")
+    {
+        requireOneLineError(run({ "expect", "--csv", (dir.path / "nope.csv").string() }), "cannot read");
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "TLS devices in devices, show and references")
+{
+    edgeAndReplacement();
+    inv->expect({ { .serial = "SN0001", .manufacturer = "example", .name = "router-1" },
+        { .serial = "SN0002", .manufacturer = "example", .name = "router-2" } });
+    inv->recordTlsContact(tlsIdentity("SN0001", FpTls1), "198.51.100.1", now());
+    auto selfSigned = inv->recordTlsContact({ .fingerprint = FpTls2, .subject = "CN=lab-box", .issuer = "CN=lab-box" },
+                             "198.51.100.9", now())
+                          .device;
+
+    auto r = run({ "devices" });
+    REQUIRE(r.code == 0);
+    auto l = lines(r.out);
+    REQUIRE(l.size() == 6);
+    for (auto col : { "TRANSPORT", "IDENTITY", "FINGERPRINT" }) {
+        REQUIRE_THAT(l[0], Catch::Contains(col));
+    }
+    const auto fpColumn = l[0].find("FINGERPRINT");
+    const auto addressColumn = l[0].find("ADDRESS");
+    const auto seenColumn = l[0].find("FIRST-SEEN");
+    REQUIRE(l[1].find(FpEdge) == fpColumn); // SSH rows keep their fingerprints
+    // called home: identity and fingerprint
+    REQUIRE_THAT(l[3], Catch::Contains("router-1") && Catch::Contains("tls") && Catch::Contains("example/SN0001"));
+    REQUIRE(l[3].find(FpTls1) == fpColumn);
+    REQUIRE(l[3].find("198.51.100.1") == addressColumn);
+    // expected, never called: "-" for fingerprint, address and seen
+    REQUIRE_THAT(l[4], Catch::Contains("router-2") && Catch::Contains("example/SN0002"));
+    REQUIRE(l[4].substr(fpColumn, 2) == "- ");
+    REQUIRE(l[4].substr(addressColumn, 2) == "- ");
+    REQUIRE(l[4].substr(seenColumn, 2) == "- ");
+    REQUIRE(l[4].find(" 0 ") != std::string::npos); // attempts
+    // self-signed, pending
+    REQUIRE_THAT(l[5], Catch::Contains("pending") && Catch::Contains("self-signed"));
+    REQUIRE(l[5].find(FpTls2) == fpColumn);
+
+    // --transport filters
+    auto tlsOnly = lines(run({ "devices", "--transport", "tls" }).out);
+    REQUIRE(tlsOnly.size() == 4);
+    REQUIRE_THAT(run({ "devices", "--transport", "tls" }).out, !Catch::Contains("edge-7"));
+    auto sshOnly = json::parse(run({ "devices", "--transport", "ssh", "--json" }).out);
+    REQUIRE(sshOnly["devices"].size() == 2);
+    auto tlsJson = json::parse(run({ "devices", "--transport", "tls", "--json" }).out)["devices"];
+    REQUIRE(tlsJson.size() == 3);
+    REQUIRE(tlsJson[0]["serial"] == "SN0001");
+    REQUIRE(tlsJson[0]["cert_subject"] == "CN=router,serialNumber=SN0001,O=Example");
+    REQUIRE(tlsJson[0]["cert_issuer"] == "CN=Example IDevID CA,O=Example");
+    REQUIRE(tlsJson[0]["fingerprint"] == FpTls1);
+    REQUIRE(tlsJson[0]["first_seen"].is_string());
+    REQUIRE(tlsJson[1]["first_seen"].is_null());
+    REQUIRE(tlsJson[2]["manufacturer"] == "");
+    REQUIRE(tlsJson[2]["cert_subject"] == "CN=lab-box");
+
+    // show, by serial and by MANUFACTURER/SERIAL
+    auto show = run({ "show", "SN0001" });
+    REQUIRE(show.code == 0);
+    REQUIRE_THAT(show.out,
+        Catch::Contains("Manufacturer:    example\n") && Catch::Contains("Serial:          SN0001\n")
+            && Catch::Contains("Cert subject:    CN=router,serialNumber=SN0001,O=Example\n")
+            && Catch::Contains("Cert issuer:     CN=Example IDevID CA,O=Example\n")
+            && Catch::Contains("Fingerprint:     " + FpTls1 + "\n")
+            && Catch::Contains("Decided by:      pre-provisioned"));
+    auto waiting = run({ "show", "example/SN0002" });
+    REQUIRE(waiting.code == 0);
+    REQUIRE_THAT(waiting.out,
+        Catch::Contains("Fingerprint:     (not called home yet)") && Catch::Contains("First seen:      -\n")
+            && Catch::Contains("Last address:    -\n"));
+    REQUIRE(json::parse(run({ "show", "example/SN0002", "--json" }).out)["serial"] == "SN0002");
+
+    // approve the self-signed device by a TLS fingerprint prefix (pins it)
+    auto approved = run({ "approve", "12:34:56:78", "--name", "lab-box" });
+    INFO(approved.err);
+    REQUIRE(approved.code == 0);
+    REQUIRE(inv->findById(selfSigned.id)->state == DeviceState::Approved);
+    REQUIRE(inv->findById(selfSigned.id)->decidedBy == "operator");
+    REQUIRE(run({ "show", "SHA256:AB:CD:EF" }).code == 0);
+
+    // rekey stays SSH-only
+    auto rekey = run({ "rekey", "router-1", "lab-box" });
+    requireOneLineError(rekey, "rekey is for SSH host keys");
 }

@@ -276,7 +276,8 @@ TEST_CASE("public views")
     REQUIRE(columns
         == std::vector<std::string> { "id", "name", "state", "transport", "fingerprint", "key_type", "ssh_user",
             "last_address", "first_seen", "last_seen", "attempts", "same_address_as", "decided_at", "decided_by",
-            "capabilities", "connected", "session_start", "listener_id" });
+            "capabilities", "connected", "session_start", "listener_id", "manufacturer", "serial", "cert_subject",
+            "cert_issuer" });
     REQUIRE(value(dev, "id") == std::to_string(d.id));
     REQUIRE(value(dev, "name") == "edge-9");
     REQUIRE(value(dev, "state") == "approved");
@@ -292,6 +293,10 @@ TEST_CASE("public views")
     REQUIRE(value(dev, "connected") == "1");
     REQUIRE(value(dev, "session_start") == toIso8601(start));
     REQUIRE(value(dev, "listener_id") == "L1");
+    REQUIRE(value(dev, "manufacturer") == "");
+    REQUIRE(value(dev, "serial") == "");
+    REQUIRE(value(dev, "cert_subject") == "");
+    REQUIRE(value(dev, "cert_issuer") == "");
 
     inv->heartbeat("L1", now() - HeartbeatWindow - 1s);
     dev = row(db.get(), "SELECT * FROM v_devices");
@@ -309,4 +314,173 @@ TEST_CASE("public views")
     REQUIRE(value(ev, "fingerprint") == FpA);
     REQUIRE(value(ev, "detail") == "");
     REQUIRE(scalar(db.get(), "SELECT kind FROM v_events ORDER BY id LIMIT 1") == "approved");
+}
+
+TEST_CASE("public views: TLS devices (since schema version 2)")
+{
+    TempDir dir;
+    auto inv = openSqlite(dir.db());
+    const auto fp = std::string("SHA256:AB:CD:EF:01");
+    auto expected = inv->expect({ { .serial = "SN0001", .manufacturer = "example", .name = "r-1" },
+        { .serial = "SN0002", .manufacturer = "example" } });
+    const auto seen = TimePoint(std::chrono::milliseconds(1'700'000'000'007));
+    inv->recordTlsContact({ .manufacturer = "example",
+                              .serial = "SN0001",
+                              .fingerprint = fp,
+                              .subject = "CN=r-1,serialNumber=SN0001,O=Example",
+                              .issuer = "CN=Example CA,O=Example" },
+        "192.0.2.1", seen);
+
+    auto db = raw(dir.db(), SQLITE_OPEN_READONLY);
+    auto called = row(db.get(), "SELECT * FROM v_devices WHERE serial = 'SN0001'");
+    REQUIRE(value(called, "id") == std::to_string(expected[0].id));
+    REQUIRE(value(called, "transport") == "tls");
+    REQUIRE(value(called, "state") == "approved");
+    REQUIRE(value(called, "decided_by") == "pre-provisioned");
+    REQUIRE(value(called, "manufacturer") == "example");
+    REQUIRE(value(called, "cert_subject") == "CN=r-1,serialNumber=SN0001,O=Example");
+    REQUIRE(value(called, "cert_issuer") == "CN=Example CA,O=Example");
+    REQUIRE(value(called, "fingerprint") == fp);
+    REQUIRE(value(called, "key_type") == "");
+    REQUIRE(value(called, "first_seen") == toIso8601(seen));
+    REQUIRE(value(called, "attempts") == "1");
+
+    // expected and never called: no fingerprint, never seen
+    auto waiting = row(db.get(), "SELECT * FROM v_devices WHERE serial = 'SN0002'");
+    REQUIRE(value(waiting, "name") == "<null>");
+    REQUIRE(value(waiting, "fingerprint") == "<null>");
+    REQUIRE(value(waiting, "first_seen") == "<null>");
+    REQUIRE(value(waiting, "last_seen") == "<null>");
+    REQUIRE(value(waiting, "attempts") == "0");
+    REQUIRE(value(waiting, "last_address") == "");
+    REQUIRE(value(waiting, "decided_at") != "<null>");
+}
+
+namespace {
+/** A version-1 inventory as a build before schema 2 left it: only 0001-initial.sql applied, with data. */
+void createVersion1(const std::string& path, int64_t nowMs)
+{
+    std::ifstream in(std::string(CALLHOME_SOURCE_DIR) + "/schemas/sql/0001-initial.sql");
+    REQUIRE(in);
+    const std::string initial(std::istreambuf_iterator<char>(in), {});
+    auto db = raw(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    REQUIRE(exec(db.get(), "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON") == "");
+    REQUIRE(exec(db.get(),
+                "BEGIN; " + initial + "; PRAGMA user_version = 1; PRAGMA application_id = "
+                    + std::to_string(ApplicationId) + "; COMMIT")
+        == "");
+    const auto t = std::to_string(nowMs);
+    REQUIRE(
+        exec(db.get(),
+            "INSERT INTO devices (id, name, state, transport, fingerprint, key_type, ssh_user, last_address, "
+            "first_seen, last_seen, attempts, decided_at, decided_by, capabilities) VALUES "
+            "(1, 'edge-1', 'approved', 'ssh', 'SHA256:edgeOne', 'ssh-ed25519', 'admin', '192.0.2.1', 1000, "
+                + t
+                + ", 7, 2000, 'operator', '[\"urn:ietf:params:netconf:base:1.1\"]');"
+                  "INSERT INTO devices (id, state, transport, fingerprint, key_type, last_address, first_seen, "
+                  "last_seen, attempts, same_address_as) VALUES "
+                  "(2, 'pending', 'ssh', 'SHA256:newKey', 'ecdsa-sha2-nistp256', '192.0.2.1', 3000, 3000, 1, 1);"
+                  "INSERT INTO devices (id, name, state, transport, fingerprint, key_type, last_address, "
+                  "first_seen, last_seen, attempts, decided_at, decided_by) VALUES "
+                  "(5, 'old-box', 'revoked', 'ssh', 'SHA256:oldBox', 'ssh-rsa', '192.0.2.5', 10, 20, 3, 30, "
+                  "'operator');"
+                  "INSERT INTO retired_identities (device_id, fingerprint, key_type, retired_at) VALUES "
+                  "(1, 'SHA256:edgeOld', 'ssh-rsa', 1500);"
+                  "INSERT INTO listeners (id, started_at, heartbeat_at) VALUES ('L1', "
+                + t + ", " + t
+                + ");"
+                  "INSERT INTO sessions (device_id, listener_id, started_at) VALUES (1, 'L1', "
+                + t
+                + ");"
+                  "INSERT INTO events (at, kind, device_id, device_name, connection_id, address, fingerprint, detail) "
+                  "VALUES (1000, 'pending', 1, '', 'C1', '192.0.2.1', 'SHA256:edgeOne', ''),"
+                  "(2000, 'approved', 1, 'edge-1', '', '', 'SHA256:edgeOne', 'approved as edge-1 (was pending)'),"
+                  "(3000, 'pending', 2, '', 'C2', '192.0.2.1', 'SHA256:newKey', ''),"
+                  "(4000, 'forgotten', NULL, 'gone', '', '', 'SHA256:gone', 'forgot device 4 (pending)');")
+        == "");
+}
+} // namespace
+
+TEST_CASE("migration 1 -> 2 keeps devices, events, sessions and references")
+{
+    TempDir dir;
+    createVersion1(dir.db(), now().time_since_epoch().count());
+    {
+        auto db = raw(dir.db());
+        REQUIRE(scalar(db.get(), "PRAGMA user_version") == "1");
+    }
+    // readers refuse the old schema; the daemon migrates it
+    REQUIRE_THROWS_WITH(openSqliteExisting(dir.db()), Catch::Contains("schema version 1"));
+    auto inv = openSqlite(dir.db());
+    {
+        auto db = raw(dir.db(), SQLITE_OPEN_READONLY);
+        REQUIRE(scalar(db.get(), "PRAGMA user_version") == "2");
+        REQUIRE(scalar(db.get(), "PRAGMA integrity_check") == "ok");
+        REQUIRE(row(db.get(), "PRAGMA foreign_key_check").empty());
+        // the rebuilt table took the old name: no leftovers, and the other tables' foreign keys point at it
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%devices_new%'") == "0");
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM pragma_foreign_key_list('sessions') WHERE \"table\" = 'devices'")
+            == "1");
+        REQUIRE(scalar(db.get(),
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'devices' "
+                    "AND name IN ('devices_last_address', 'devices_same_address_as', "
+                    "'devices_manufacturer_serial')")
+            == "3");
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM events") == "4");
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM retired_identities WHERE device_id = 1") == "1");
+        auto edge = row(db.get(), "SELECT * FROM v_devices WHERE id = 1");
+        REQUIRE(value(edge, "connected") == "1");
+        REQUIRE(value(edge, "listener_id") == "L1");
+        REQUIRE(value(edge, "serial") == "");
+        REQUIRE(value(edge, "first_seen") == "1970-01-01T00:00:01.000Z");
+    }
+
+    auto devices = inv->devices();
+    REQUIRE(devices.size() == 3);
+    const auto& edge = devices[0];
+    REQUIRE(edge.id == 1);
+    REQUIRE(edge.name == "edge-1");
+    REQUIRE(edge.state == DeviceState::Approved);
+    REQUIRE(edge.fingerprint == "SHA256:edgeOne");
+    REQUIRE(edge.keyType == "ssh-ed25519");
+    REQUIRE(edge.sshUser == "admin");
+    REQUIRE(edge.attempts == 7);
+    REQUIRE(edge.firstSeen == TimePoint(std::chrono::milliseconds(1000)));
+    REQUIRE(edge.decidedBy == "operator");
+    REQUIRE(edge.connected);
+    REQUIRE(edge.capabilities == std::vector<std::string> { "urn:ietf:params:netconf:base:1.1" });
+    REQUIRE(devices[1].id == 2);
+    REQUIRE(devices[1].sameAddressAs == 1);
+    REQUIRE(devices[2].id == 5);
+    REQUIRE(devices[2].state == DeviceState::Revoked);
+    auto log = inv->events({});
+    REQUIRE(log.size() == 4);
+    REQUIRE(log[1].detail == "approved as edge-1 (was pending)");
+    REQUIRE(log[2].deviceId == 2);
+    REQUIRE(!log[3].deviceId);
+
+    // the ids continue after the highest one and the old data behaves as before
+    auto fresh = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.9", now()).device;
+    REQUIRE(fresh.id == 6);
+    REQUIRE(
+        inv->recordContact(Transport::Ssh, "SHA256:edgeOne", "ssh-ed25519", "192.0.2.1", now()).device.attempts == 8);
+    // foreign keys are enforced again and their actions reach the rebuilt table: forgetting edge-1 cascades to its
+    // session and retired key, clears the pending key's same_address_as and detaches its events
+    inv->forget(1);
+    {
+        auto db = raw(dir.db(), SQLITE_OPEN_READONLY);
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM sessions") == "0");
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM retired_identities") == "0");
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM events WHERE device_id = 1") == "0");
+        REQUIRE(scalar(db.get(), "SELECT same_address_as FROM devices WHERE id = 2") == "<null>");
+    }
+    // the event log is still append-only
+    {
+        auto db = raw(dir.db());
+        REQUIRE_THAT(exec(db.get(), "UPDATE events SET detail = 'x' WHERE id = 2"), Catch::Contains("append-only"));
+        REQUIRE_THAT(exec(db.get(), "DELETE FROM events"), Catch::Contains("append-only"));
+    }
+    // TLS devices work on the migrated file, and readers open it
+    inv->expect({ { .serial = "SN0001", .manufacturer = "example" } });
+    REQUIRE(openSqliteExisting(dir.db())->resolve("SN0001").transport == Transport::Tls);
 }

@@ -1,13 +1,19 @@
 #include "cli/Cli.h"
+#include "cli/Csv.h"
 #include "cli/Json.h"
 #include "cli/Table.h"
 #include "common/Error.h"
 #include "common/Time.h"
+#include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include "transport/StationKey.h"
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -18,6 +24,7 @@ namespace fs = std::filesystem;
 using inventory::Device;
 using inventory::DeviceState;
 using inventory::Inventory;
+using inventory::Transport;
 
 constexpr int ExitFailure = 1;
 constexpr int ExitUsage = 2;
@@ -39,6 +46,9 @@ struct Options {
     std::string since;
     int64_t limit = 0;
     std::string keyPath;
+    std::string serial;
+    std::string manufacturer;
+    std::string csvPath;
 };
 
 std::string oneLine(std::string text)
@@ -60,6 +70,21 @@ std::string label(const Device& d)
 std::string isoOrEmpty(const std::optional<TimePoint>& t)
 {
     return t ? toIso8601(*t) : std::string {};
+}
+
+/** First/last seen of a device that has called home; empty (shown "-") for one pre-provisioned and never seen. */
+std::string seenOrEmpty(const Device& d, TimePoint t)
+{
+    return d.attempts > 0 ? toIso8601(t) : std::string {};
+}
+
+/** What identifies the device besides its fingerprint: "manufacturer/serial" for 802.1AR TLS devices. */
+std::string identity(const Device& d)
+{
+    if (d.transport != Transport::Tls) {
+        return {};
+    }
+    return d.serial.empty() ? std::string("self-signed") : d.manufacturer + "/" + d.serial;
 }
 
 /** Runs one parsed subcommand, writing to `out` (a buffer: nothing reaches stdout unless the whole command worked). */
@@ -85,29 +110,47 @@ public:
                 shown.push_back(&d);
             }
         }
-        if (m_opt.json) {
-            auto list = nlohmann::json::array();
-            for (const auto* d : shown) {
-                list.push_back(toJson(*d));
+        printDevices(shown, byId);
+    }
+
+    void expect()
+    {
+        std::vector<inventory::ExpectedDevice> expected;
+        std::vector<std::size_t> lines; // CSV line of each entry, to name it in errors
+        if (!m_opt.csvPath.empty()) {
+            std::ifstream in(m_opt.csvPath);
+            if (!in) {
+                throw UsageError("cannot read " + m_opt.csvPath + ": " + std::strerror(errno));
             }
-            printJson({ { "devices", list } });
-            return;
-        }
-        Table table({ "ID", "NAME", "STATE", "CONN", "FINGERPRINT", "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN",
-            "ATTEMPTS", "FLAGS" });
-        for (const auto* d : shown) {
-            std::string flags;
-            if (d->sameAddressAs) {
-                auto other = byId.find(*d->sameAddressAs);
-                flags = "same-address-as:"
-                    + (other != byId.end() && other->second->name ? *other->second->name
-                                                                  : "#" + std::to_string(*d->sameAddressAs));
+            for (auto& entry : parseShippingData(in, m_opt.csvPath)) {
+                lines.push_back(entry.line);
+                expected.push_back(std::move(entry.device));
             }
-            table.addRow({ std::to_string(d->id), d->name.value_or(""), inventory::toString(d->state),
-                d->connected ? "yes" : "no", d->fingerprint, d->keyType, d->lastAddress, toIso8601(d->firstSeen),
-                toIso8601(d->lastSeen), std::to_string(d->attempts), flags });
+        } else {
+            expected.push_back({ .serial = m_opt.serial,
+                .manufacturer = m_opt.manufacturer,
+                .name = m_opt.name.empty() ? std::nullopt : std::optional<std::string>(m_opt.name) });
         }
-        table.print(m_out);
+        auto inv = open();
+        std::vector<Device> result;
+        try {
+            result = inv->expect(expected);
+        } catch (const inventory::ExpectError& e) {
+            if (lines.empty()) {
+                throw UsageError(e.problem());
+            }
+            throw UsageError(
+                fmt::format("{}:{}: {}; nothing was imported", m_opt.csvPath, lines.at(e.position() - 1), e.problem()));
+        }
+        // An idempotent re-import returns a device once per line that named it; list each device once.
+        std::vector<const Device*> shown;
+        std::map<int64_t, const Device*> byId;
+        for (const auto& d : result) {
+            if (byId.emplace(d.id, &d).second) {
+                shown.push_back(&d);
+            }
+        }
+        printDevices(shown, byId);
     }
 
     void show()
@@ -128,20 +171,38 @@ public:
             { "Name", d.name.value_or("") },
             { "State", inventory::toString(d.state) },
             { "Transport", inventory::toString(d.transport) },
-            { "Fingerprint", d.fingerprint },
-            { "Key type", d.keyType },
-            { "SSH user", d.sshUser.value_or("(default)") },
-            { "Last address", d.lastAddress },
-            { "First seen", toIso8601(d.firstSeen) },
-            { "Last seen", toIso8601(d.lastSeen) },
-            { "Attempts", std::to_string(d.attempts) },
-            { "Same address as", sameAddress },
-            { "Decided at", isoOrEmpty(d.decidedAt) },
-            { "Decided by", d.decidedBy },
-            { "Connection", d.connected ? "connected" : "disconnected" },
-            { "Session start", isoOrEmpty(d.sessionStart) },
-            { "Capabilities", d.capabilities.empty() ? "(none)" : std::to_string(d.capabilities.size()) },
         };
+        if (d.transport == Transport::Tls) {
+            fields.insert(fields.end(),
+                {
+                    { "Manufacturer",
+                        d.manufacturer.empty() ? "(self-signed: identified by its fingerprint)" : d.manufacturer },
+                    { "Serial", d.serial },
+                    { "Cert subject", d.certSubject },
+                    { "Cert issuer", d.certIssuer },
+                    { "Fingerprint", d.fingerprint.empty() ? "(not called home yet)" : d.fingerprint },
+                });
+        } else {
+            fields.insert(fields.end(),
+                {
+                    { "Fingerprint", d.fingerprint },
+                    { "Key type", d.keyType },
+                    { "SSH user", d.sshUser.value_or("(default)") },
+                });
+        }
+        fields.insert(fields.end(),
+            {
+                { "Last address", d.lastAddress },
+                { "First seen", seenOrEmpty(d, d.firstSeen) },
+                { "Last seen", seenOrEmpty(d, d.lastSeen) },
+                { "Attempts", std::to_string(d.attempts) },
+                { "Same address as", sameAddress },
+                { "Decided at", isoOrEmpty(d.decidedAt) },
+                { "Decided by", d.decidedBy },
+                { "Connection", d.connected ? "connected" : "disconnected" },
+                { "Session start", isoOrEmpty(d.sessionStart) },
+                { "Capabilities", d.capabilities.empty() ? "(none)" : std::to_string(d.capabilities.size()) },
+            });
         for (const auto& [key, value] : fields) {
             std::string padded = key + ":";
             padded.resize(17, ' ');
@@ -263,6 +324,35 @@ public:
     }
 
 private:
+    /** The `devices` table (or `{"devices": [...]}`); `byId` resolves same-address-as ids to names. */
+    void printDevices(const std::vector<const Device*>& shown, const std::map<int64_t, const Device*>& byId)
+    {
+        if (m_opt.json) {
+            auto list = nlohmann::json::array();
+            for (const auto* d : shown) {
+                list.push_back(toJson(*d));
+            }
+            printJson({ { "devices", list } });
+            return;
+        }
+        Table table({ "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT", "KEY-TYPE", "ADDRESS",
+            "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" });
+        for (const auto* d : shown) {
+            std::string flags;
+            if (d->sameAddressAs) {
+                auto other = byId.find(*d->sameAddressAs);
+                flags = "same-address-as:"
+                    + (other != byId.end() && other->second->name ? *other->second->name
+                                                                  : "#" + std::to_string(*d->sameAddressAs));
+            }
+            table.addRow({ std::to_string(d->id), d->name.value_or(""), inventory::toString(d->state),
+                d->connected ? "yes" : "no", inventory::toString(d->transport), identity(*d), d->fingerprint,
+                d->keyType, d->lastAddress, seenOrEmpty(*d, d->firstSeen), seenOrEmpty(*d, d->lastSeen),
+                std::to_string(d->attempts), flags });
+        }
+        table.print(m_out);
+    }
+
     std::string dbPath() const
     {
         return m_opt.db.empty() ? (fs::path(m_opt.stateDir) / "inventory.db").string() : m_opt.db;
@@ -312,8 +402,8 @@ const CLI::Validator TimeValidator(
     "");
 
 constexpr const char* DeviceHelp
-    = "The device: its name, numeric id, full fingerprint, or an unambiguous prefix of the fingerprint (with or "
-      "without \"SHA256:\")";
+    = "The device: its name, numeric id, full fingerprint, a TLS device's serial number or MANUFACTURER/SERIAL, or an "
+      "unambiguous prefix of the fingerprint (at least 4 characters, with or without \"SHA256:\")";
 } // namespace
 
 int run(int argc, char** argv, std::ostream& out, std::ostream& err)
@@ -322,7 +412,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     o.stateDir = defaultStateDir();
 
     CLI::App app { "Operator and script CLI for the callhome NETCONF Call Home listener (callhomed): lists the devices "
-                   "that called home, approves, rejects, revokes, renames and re-keys them, and shows the event log. "
+                   "that called home, approves, rejects, revokes, renames and re-keys them, pre-provisions TLS devices "
+                   "from shipping data, and shows the event log. "
                    "It works on callhomed's inventory (SQLite) directly, also while callhomed runs; decisions take "
                    "effect on the device's next call home, without restarting callhomed.",
         Program };
@@ -342,8 +433,10 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     app.add_flag("--json", o.json, "Print one JSON document instead of a table or a confirmation line");
 
     auto* devices = app.add_subcommand("devices",
-        "List the devices in the inventory: id, name, state, connected, full SSH host-key fingerprint "
-        "(compare with 'ssh-keygen -l -E sha256'), key type, last address, first/last seen (UTC), "
+        "List the devices in the inventory: id, name, state, connected, transport, identity (a TLS device's "
+        "MANUFACTURER/SERIAL), full fingerprint (SSH host key: compare with 'ssh-keygen -l -E sha256'; TLS: "
+        "the certificate's SHA-256, '-' for an expected device that has not called home yet), key type, last "
+        "address, first/last seen (UTC), "
         "call-home attempts and flags (same-address-as:NAME marks a new key that came from the last "
         "address of a known device: re-imaged, replaced or an impostor)");
     devices->add_option("--state", o.stateFilter, "Only devices in this state")
@@ -394,13 +487,38 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     auto* rekey = app.add_subcommand("rekey",
         "Move a known device to a new host key after it was re-imaged or replaced: the pending device "
         "with FINGERPRINT is merged into DEVICE, which keeps its id, name, SSH user and approval; the old "
-        "key is retired. callhomed accepts the new key on the device's next call home");
+        "key is retired. callhomed accepts the new key on the device's next call home. SSH only: a TLS device keeps "
+        "its identity (manufacturer and serial) when its certificate is renewed");
     rekey->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
     rekey
         ->add_option(
             "FINGERPRINT", o.second, "The pending device with the new key (fingerprint, unambiguous prefix, or its id)")
         ->required()
         ->type_name("");
+
+    auto* expect = app.add_subcommand("expect",
+        "Pre-provision TLS devices from shipping data (IEEE 802.1AR): a device whose certificate chain verifies to "
+        "MANUFACTURER's trust anchor and carries SERIAL is accepted on its first call home, with no approve step. "
+        "Either one device (--serial, --manufacturer, optional --name) or a whole file (--csv). All or nothing: on any "
+        "error nothing is imported. Importing the same data again changes nothing. Prints the pre-provisioned "
+        "devices");
+    auto* serialOpt
+        = expect->add_option("--serial", o.serial, "The device's serial number as in its IDevID certificate")
+              ->type_name("SERIAL");
+    auto* manufacturerOpt = expect
+                                ->add_option("--manufacturer", o.manufacturer,
+                                    "The manufacturer, as named in callhomed's trust store configuration")
+                                ->type_name("MANUFACTURER");
+    auto* expectNameOpt = expect->add_option("--name", o.name, "Name the device (unique; optional)")->type_name("NAME");
+    expect
+        ->add_option("--csv", o.csvPath,
+            "Shipping data: one device per line, 'serial,manufacturer[,name]'; an optional header line naming these "
+            "columns (any order) is recognised; blank lines and lines starting with '#' are skipped; fields with "
+            "commas go in double quotes. An error names the file and line")
+        ->type_name("FILE")
+        ->excludes(serialOpt)
+        ->excludes(manufacturerOpt)
+        ->excludes(expectNameOpt);
 
     auto* events = app.add_subcommand("events",
         "Show the event log, oldest first: call-home attempts (pending, accepted, refused, handshake "
@@ -440,6 +558,11 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         err << Program << ": " << message << " (see " << Program << " --help)" << std::endl;
         return ExitUsage;
     }
+    if (expect->parsed() && o.csvPath.empty() && (o.serial.empty() || o.manufacturer.empty())) {
+        err << Program << ": expect needs --serial and --manufacturer, or --csv FILE (see " << Program
+            << " expect --help)" << std::endl;
+        return ExitUsage;
+    }
 
     std::ostringstream buffer;
     Command command(o, buffer);
@@ -453,6 +576,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { forget, &Command::forget },
             { rename, &Command::rename },
             { rekey, &Command::rekey },
+            { expect, &Command::expect },
             { events, &Command::events },
             { stationKey, &Command::stationKey },
         };

@@ -27,8 +27,9 @@ nlohmann::json toJson(const inventory::Device& d)
         { "key_type", d.keyType },
         { "ssh_user", orNull(d.sshUser) },
         { "last_address", d.lastAddress },
-        { "first_seen", toIso8601(d.firstSeen) },
-        { "last_seen", toIso8601(d.lastSeen) },
+        // A pre-provisioned device that never called home has not been seen: null, not the epoch.
+        { "first_seen", d.attempts > 0 ? nlohmann::json(toIso8601(d.firstSeen)) : nlohmann::json(nullptr) },
+        { "last_seen", d.attempts > 0 ? nlohmann::json(toIso8601(d.lastSeen)) : nlohmann::json(nullptr) },
         { "attempts", d.attempts },
         { "same_address_as", orNull(d.sameAddressAs) },
         { "decided_at", orNull(d.decidedAt, toIso8601) },
@@ -36,6 +37,10 @@ nlohmann::json toJson(const inventory::Device& d)
         { "connected", d.connected },
         { "session_start", orNull(d.sessionStart, toIso8601) },
         { "capabilities", d.capabilities },
+        { "manufacturer", d.manufacturer },
+        { "serial", d.serial },
+        { "cert_subject", d.certSubject },
+        { "cert_issuer", d.certIssuer },
     };
 }
 

@@ -48,6 +48,20 @@ public:
     virtual Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
         const std::string& address, TimePoint at)
         = 0;
+    /**
+     * TLS: records a contact by certificate. A chain verified to a manufacturer anchor is identified by
+     * (manufacturer, serial); a self-signed certificate by its fingerprint. A device pre-provisioned with that
+     * (manufacturer, serial) becomes approved with decidedBy "pre-provisioned" on its first contact (Contact.created is
+     * false then); an unknown identity becomes pending. Known devices get attempts/last seen/address bumped and their
+     * fingerprint/subject/issuer updated (certificate renewed). One transaction.
+     */
+    virtual Contact recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at) = 0;
+    /**
+     * Pre-provisions devices (approved, transport tls, decidedBy "pre-provisioned", no contact yet) in one
+     * transaction: all or nothing. A serial already known for that manufacturer is a UsageError naming it (and the
+     * 1-based position in `devices`), unless it is already expected/approved with the same name (idempotent re-import).
+     */
+    virtual std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) = 0;
     /** Registers a listener instance (unique id) and drops any sessions an earlier instance with that id left. */
     virtual void listenerStarted(const std::string& listenerId, TimePoint at) = 0;
     /** Liveness beat; sessions of a listener whose beat is older than the staleness window show as disconnected. */

@@ -1,6 +1,8 @@
 #include "inventory/SqliteInventory.h"
 #include "common/Log.h"
+#include "inventory/ExpectError.h"
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
@@ -21,6 +23,8 @@ constexpr std::string_view FingerprintPrefix = "SHA256:";
 constexpr size_t MinPrefixLength = 4;
 constexpr size_t MaxNameLength = 64;
 constexpr const char* DecidedByOperator = "operator";
+constexpr const char* DecidedByPreProvisioning = "pre-provisioned";
+constexpr size_t MaxIdentityLength = 1024;
 
 int64_t toMs(TimePoint t)
 {
@@ -49,9 +53,68 @@ std::vector<std::pair<std::string_view, std::string_view>> sortedMigrations()
     return list;
 }
 
+/** "manufacturer/serial", the way operators and `callhomectl` write a TLS device's 802.1AR identity. */
+std::string serialIdentity(const Device& d)
+{
+    return d.manufacturer + "/" + d.serial;
+}
+
 std::string describe(const Device& d)
 {
-    return d.name ? *d.name : d.fingerprint;
+    if (d.name) {
+        return *d.name;
+    }
+    return d.fingerprint.empty() && !d.serial.empty() ? serialIdentity(d) : d.fingerprint;
+}
+
+/** Empty, over-long or control characters; returns the problem, empty when fine. */
+std::string identityProblem(const std::string& what, const std::string& value)
+{
+    if (value.empty()) {
+        return what + " is empty";
+    }
+    if (value.size() > MaxIdentityLength) {
+        return fmt::format("{} is longer than {} characters", what, MaxIdentityLength);
+    }
+    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+        return what + " contains control characters";
+    }
+    return {};
+}
+
+/**
+ * TLS fingerprints are hex ("SHA256:AB:CD:..."), which operators may type in lower case; SSH fingerprints are
+ * base64 (case-sensitive, never a ':'), so only a reference made of hex digits and colons is upper-cased.
+ */
+std::string normalizeHexFingerprint(const std::string& reference)
+{
+    auto body = std::string_view(reference);
+    std::string prefix;
+    auto head = std::string(body.substr(0, FingerprintPrefix.size()));
+    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (head == FingerprintPrefix) {
+        prefix = FingerprintPrefix;
+        body.remove_prefix(FingerprintPrefix.size());
+    }
+    auto isHexOrColon = [](unsigned char c) { return std::isxdigit(c) || c == ':'; };
+    if (body.find(':') == std::string_view::npos || !std::all_of(body.begin(), body.end(), isHexOrColon)) {
+        return reference;
+    }
+    std::string upper(body);
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    return prefix + upper;
+}
+
+bool isNameChar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
+        || c == '-';
+}
+
+/** The rules of validateName as a yes/no, for names that come from certificates rather than from operators. */
+bool isValidName(const std::string& name)
+{
+    return !name.empty() && name.size() <= MaxNameLength && std::all_of(name.begin(), name.end(), isNameChar);
 }
 
 void validateName(const std::string& name)
@@ -62,11 +125,7 @@ void validateName(const std::string& name)
     if (name.size() > MaxNameLength) {
         throw UsageError(fmt::format("device name \"{}\" is longer than {} characters", name, MaxNameLength));
     }
-    auto allowed = [](unsigned char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
-            || c == '-';
-    };
-    if (!std::all_of(name.begin(), name.end(), allowed)) {
+    if (!std::all_of(name.begin(), name.end(), isNameChar)) {
         throw UsageError(fmt::format("device name \"{}\" may contain only letters, digits, '.', '_' and '-'", name));
     }
 }
@@ -96,7 +155,8 @@ constexpr const char* DeviceSelect = R"(
 SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user, d.last_address, d.first_seen,
        d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by, d.capabilities,
        (SELECT MAX(s.started_at) FROM sessions s JOIN listeners l ON l.id = s.listener_id
-        WHERE s.device_id = d.id AND l.heartbeat_at >= ?1)
+        WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
+       d.manufacturer, d.serial, d.cert_subject, d.cert_issuer
 FROM devices d
 )";
 
@@ -107,10 +167,11 @@ Device readDevice(const sqlite::Statement& s)
     d.name = s.optionalText(1);
     d.state = deviceStateFromString(s.text(2));
     d.transport = transportFromString(s.text(3));
-    d.fingerprint = s.text(4);
+    d.fingerprint = s.text(4); // NULL (pre-provisioned, never called) reads as ""
     d.keyType = s.text(5);
     d.sshUser = s.optionalText(6);
     d.lastAddress = s.text(7);
+    // NULL until the first call home (attempts == 0): reads as the epoch, never shown as such.
     d.firstSeen = fromMs(s.integer(8));
     d.lastSeen = fromMs(s.integer(9));
     d.attempts = s.integer(10);
@@ -124,6 +185,10 @@ Device readDevice(const sqlite::Statement& s)
         d.connected = true;
         d.sessionStart = fromMs(*start);
     }
+    d.manufacturer = s.text(16);
+    d.serial = s.text(17);
+    d.certSubject = s.text(18);
+    d.certIssuer = s.text(19);
     return d;
 }
 } // namespace
@@ -279,18 +344,56 @@ void SqliteInventory::checkFile(Mode mode)
     }
 }
 
+namespace {
+/**
+ * Switches foreign-key enforcement off for the lifetime of the object (it must be created outside any transaction:
+ * the pragma is a no-op inside one) and back on afterwards.
+ */
+class ForeignKeysOff {
+public:
+    explicit ForeignKeysOff(sqlite::Connection& db)
+        : m_db(db)
+    {
+        m_db.exec("PRAGMA foreign_keys = OFF", "preparing a migration");
+    }
+    ForeignKeysOff(const ForeignKeysOff&) = delete;
+    ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+    ~ForeignKeysOff() { sqlite3_exec(m_db.handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr); }
+
+private:
+    sqlite::Connection& m_db;
+};
+
+/** Throws DatabaseError naming the first row that references a missing parent (PRAGMA foreign_key_check). */
+void requireForeignKeysIntact(sqlite::Connection& db, const std::string& purpose)
+{
+    auto check = db.prepare("PRAGMA foreign_key_check", purpose);
+    if (check.step()) {
+        throw DatabaseError(fmt::format("{}: row {} of table {} references a missing row of {}", purpose, check.text(1),
+            check.text(0), check.text(2)));
+    }
+}
+} // namespace
+
 void SqliteInventory::migrate()
 {
     auto list = sortedMigrations();
+    // A migration may rebuild a table the SQLite way (create, copy, drop, rename). With foreign keys enforced,
+    // DROP TABLE would first delete every row and run the ON DELETE actions of the tables that reference it
+    // (sessions cascade away, events lose their device_id), so enforcement is off while migrating, as the SQLite
+    // documentation of ALTER TABLE prescribes, and foreign_key_check runs before each commit instead.
+    ForeignKeysOff foreignKeysOff(m_db);
     for (size_t i = 0; i < list.size(); ++i) {
         const auto& [name, sql] = list[i];
         const auto target = static_cast<int64_t>(i + 1);
-        WriteTransaction tx(*this, Sync::Full, "applying migration " + std::string(name));
+        const auto purpose = "applying migration " + std::string(name);
+        WriteTransaction tx(*this, Sync::Full, purpose);
         // Re-read inside the write lock: another process may have migrated since we looked.
         if (m_db.queryInteger("PRAGMA user_version", "reading the schema version") >= target) {
             continue;
         }
-        m_db.exec(std::string(sql), "applying migration " + std::string(name));
+        m_db.exec(std::string(sql), purpose);
+        requireForeignKeysIntact(m_db, purpose);
         // user_version and application_id live in the file header, which is written in the same transaction.
         m_db.exec(fmt::format("PRAGMA user_version = {}", target), "recording the schema version");
         if (target == 1) {
@@ -343,9 +446,34 @@ Device SqliteInventory::requireDevice(int64_t id)
 void SqliteInventory::ensureNameFree(const std::string& name, int64_t exceptId)
 {
     if (auto other = deviceByName(name); other && other->id != exceptId) {
-        throw UsageError(
-            fmt::format("name \"{}\" is already used by device {} ({})", name, other->id, other->fingerprint));
+        throw UsageError(fmt::format("name \"{}\" is already used by device {} ({})", name, other->id,
+            other->fingerprint.empty() ? serialIdentity(*other) : other->fingerprint));
     }
+}
+
+std::optional<Device> SqliteInventory::deviceBySerial(
+    const std::string& manufacturer, const std::string& serial, const std::string& purpose)
+{
+    auto stmt = m_db.prepare("SELECT id FROM devices WHERE manufacturer = ?1 AND serial = ?2", purpose);
+    stmt.bind(1, manufacturer).bind(2, serial);
+    if (!stmt.step()) {
+        return std::nullopt;
+    }
+    auto id = stmt.integer(0);
+    return deviceById(id);
+}
+
+void SqliteInventory::applyDerivedName(const Device& d, const std::optional<std::string>& derivedName)
+{
+    // A certificate-derived name is a convenience: it never overrides an operator's name, never takes a name that
+    // another device has, and a name that breaks the naming rules (e.g. an e-mail address) is simply not used.
+    if (d.name || !derivedName || !isValidName(*derivedName) || deviceByName(*derivedName)) {
+        return;
+    }
+    m_db.prepare("UPDATE devices SET name = ?1 WHERE id = ?2", "naming a device from its certificate")
+        .bind(1, *derivedName)
+        .bind(2, d.id)
+        .run();
 }
 
 void SqliteInventory::appendEvent(const Event& event)
@@ -421,6 +549,156 @@ Contact SqliteInventory::recordContact(Transport transport, const std::string& f
     contact.device = requireDevice(id);
     tx.commit();
     return contact;
+}
+
+Contact SqliteInventory::recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at)
+{
+    std::lock_guard lock(m_mutex);
+    const bool bySerial = !identity.serial.empty();
+    const std::string purpose = "recording a TLS contact from "
+        + (bySerial ? identity.manufacturer + "/" + identity.serial : identity.fingerprint);
+    if (identity.fingerprint.empty()) {
+        throw UsageError(purpose + ": the certificate fingerprint is missing");
+    }
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    Contact contact;
+    // A verified 802.1AR identity survives certificate renewal, so it is looked up by (manufacturer, serial) first;
+    // the fingerprint finds a pinned self-signed certificate, or the same certificate seen before its serial counted
+    // (e.g. pinned, then its manufacturer's anchor was added to the trust store).
+    std::optional<Device> existing;
+    if (bySerial) {
+        existing = deviceBySerial(identity.manufacturer, identity.serial, purpose);
+    }
+    if (!existing) {
+        auto found = queryDevices("WHERE d.fingerprint = ?3", std::nullopt, identity.fingerprint, purpose);
+        if (!found.empty()) {
+            existing = std::move(found.front());
+        }
+    }
+    int64_t id;
+    if (existing) {
+        id = existing->id;
+        if (existing->transport != Transport::Tls) {
+            throw DatabaseError(
+                fmt::format("{}: the certificate fingerprint belongs to SSH device {}", purpose, describe(*existing)));
+        }
+        const bool adoptSerial = bySerial && existing->serial.empty();
+        // A pre-provisioned device has no first contact yet: it starts here, its approval stands.
+        m_db.prepare("UPDATE devices SET attempts = attempts + 1, first_seen = COALESCE(first_seen, ?1), "
+                     "last_seen = ?1, last_address = ?2, fingerprint = ?3, cert_subject = ?4, cert_issuer = ?5, "
+                     "manufacturer = CASE WHEN ?6 THEN ?7 ELSE manufacturer END, "
+                     "serial = CASE WHEN ?6 THEN ?8 ELSE serial END WHERE id = ?9",
+                purpose)
+            .bind(1, toMs(at))
+            .bind(2, address)
+            .bind(3, identity.fingerprint)
+            .bind(4, identity.subject)
+            .bind(5, identity.issuer)
+            .bind(6, int64_t { adoptSerial })
+            .bind(7, identity.manufacturer)
+            .bind(8, identity.serial)
+            .bind(9, id)
+            .run();
+        applyDerivedName(*existing, identity.derivedName);
+    } else {
+        std::optional<int64_t> sameAddressAs;
+        if (!address.empty()) {
+            auto stmt = m_db.prepare("SELECT id FROM devices WHERE state <> 'pending' AND last_address = ?1 "
+                                     "ORDER BY last_seen DESC, id DESC LIMIT 1",
+                purpose);
+            stmt.bind(1, address);
+            if (stmt.step()) {
+                sameAddressAs = stmt.integer(0);
+            }
+        }
+        m_db.prepare(
+                "INSERT INTO devices (state, transport, fingerprint, last_address, first_seen, last_seen, attempts, "
+                "same_address_as, manufacturer, serial, cert_subject, cert_issuer) "
+                "VALUES ('pending', 'tls', ?1, ?2, ?3, ?3, 1, ?4, ?5, ?6, ?7, ?8)",
+                purpose)
+            .bind(1, identity.fingerprint)
+            .bind(2, address)
+            .bind(3, toMs(at))
+            .bind(4, sameAddressAs)
+            .bind(5, bySerial ? identity.manufacturer : std::string {})
+            .bind(6, identity.serial)
+            .bind(7, identity.subject)
+            .bind(8, identity.issuer)
+            .run();
+        id = m_db.lastInsertId();
+        contact.created = true;
+        applyDerivedName(requireDevice(id), identity.derivedName);
+    }
+    contact.device = requireDevice(id);
+    tx.commit();
+    return contact;
+}
+
+std::vector<Device> SqliteInventory::expect(const std::vector<ExpectedDevice>& devices)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "pre-provisioning devices";
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    const auto at = now();
+    std::vector<Device> out;
+    for (size_t i = 0; i < devices.size(); ++i) {
+        const auto& e = devices[i];
+        const auto position = i + 1;
+        for (const auto& problem :
+            { identityProblem("the serial number", e.serial), identityProblem("the manufacturer", e.manufacturer) }) {
+            if (!problem.empty()) {
+                throw ExpectError(position, problem);
+            }
+        }
+        const auto identity = e.manufacturer + "/" + e.serial;
+        if (e.name) {
+            try {
+                validateName(*e.name);
+            } catch (const UsageError& err) {
+                throw ExpectError(position, identity + ": " + err.what());
+            }
+        }
+        if (auto known = deviceBySerial(e.manufacturer, e.serial, purpose)) {
+            // Re-importing the same shipping data changes nothing; a line without a name makes no claim about it.
+            if (known->state == DeviceState::Approved && (!e.name || e.name == known->name)) {
+                out.push_back(std::move(*known));
+                continue;
+            }
+            const char* hint = known->state == DeviceState::Pending ? "; approve it instead"
+                : known->state == DeviceState::Approved             ? "; rename it instead"
+                                                                    : "";
+            throw ExpectError(position,
+                fmt::format("{} is already device {}{} ({}{}){}", identity, known->id,
+                    known->name ? " " + *known->name : "", toString(known->state),
+                    known->decidedBy.empty() ? "" : ", decided by " + known->decidedBy, hint));
+        }
+        if (e.name) {
+            if (auto other = deviceByName(*e.name)) {
+                throw ExpectError(position,
+                    fmt::format("{}: name \"{}\" is already used by device {} ({})", identity, *e.name, other->id,
+                        other->fingerprint.empty() ? serialIdentity(*other) : other->fingerprint));
+            }
+        }
+        m_db.prepare("INSERT INTO devices (name, state, transport, decided_at, decided_by, manufacturer, serial) "
+                     "VALUES (?1, 'approved', 'tls', ?2, ?3, ?4, ?5)",
+                purpose)
+            .bind(1, e.name)
+            .bind(2, toMs(at))
+            .bind(3, std::string(DecidedByPreProvisioning))
+            .bind(4, e.manufacturer)
+            .bind(5, e.serial)
+            .run();
+        auto d = requireDevice(m_db.lastInsertId());
+        appendEvent({ .at = at,
+            .kind = EventKind::Approved,
+            .deviceId = d.id,
+            .deviceName = d.name.value_or(""),
+            .detail = fmt::format(
+                "pre-provisioned {}{}: accepted on its first call home", identity, d.name ? " as " + *d.name : "") });
+        out.push_back(std::move(d));
+    }
+    tx.commit();
+    return out;
 }
 
 void SqliteInventory::listenerStarted(const std::string& listenerId, TimePoint at)
@@ -555,12 +833,37 @@ Device SqliteInventory::resolve(const std::string& reference)
             return *d;
         }
     }
+    const auto normalized = normalizeHexFingerprint(reference);
     const std::string full
-        = reference.starts_with(FingerprintPrefix) ? reference : std::string(FingerprintPrefix) + reference;
+        = normalized.starts_with(FingerprintPrefix) ? normalized : std::string(FingerprintPrefix) + normalized;
     for (const auto& fp : { reference, full }) {
         auto found = queryDevices("WHERE d.fingerprint = ?3", std::nullopt, fp, "resolving a fingerprint");
         if (!found.empty()) {
             return found.front();
+        }
+    }
+    // TLS devices by their 802.1AR serial number: "SN0005" (any manufacturer, if unambiguous) or "example/SN0005".
+    {
+        auto bySerial
+            = queryDevices("WHERE d.serial = ?3 ORDER BY d.id", std::nullopt, reference, "resolving a serial number");
+        if (bySerial.size() == 1) {
+            return bySerial.front();
+        }
+        if (bySerial.size() > 1) {
+            std::string candidates;
+            for (const auto& d : bySerial) {
+                candidates += candidates.empty() ? "" : ", ";
+                candidates += serialIdentity(d) + " (" + (d.name ? *d.name : "unnamed") + ")";
+            }
+            throw Ambiguous(fmt::format("serial number \"{}\" matches {} devices: {}; write MANUFACTURER/SERIAL",
+                reference, bySerial.size(), candidates));
+        }
+        // Manufacturer names come from the configuration and may in principle contain '/', so try every split.
+        for (auto slash = reference.find('/'); slash != std::string::npos; slash = reference.find('/', slash + 1)) {
+            if (auto d
+                = deviceBySerial(reference.substr(0, slash), reference.substr(slash + 1), "resolving a serial")) {
+                return *d;
+            }
         }
     }
     if (full.size() - FingerprintPrefix.size() < MinPrefixLength) {
@@ -628,7 +931,8 @@ Device SqliteInventory::approve(
     }
     auto newName = name ? name : d.name;
     if (!newName) {
-        throw UsageError(fmt::format("approving needs --name: device {} ({}) has no name yet", d.id, d.fingerprint));
+        throw UsageError(fmt::format("approving needs --name: device {} ({}) has no name yet", d.id,
+            d.fingerprint.empty() ? serialIdentity(d) : d.fingerprint));
     }
     validateName(*newName);
     ensureNameFree(*newName, d.id);
@@ -774,6 +1078,11 @@ Device SqliteInventory::rekey(int64_t deviceId, int64_t pendingId)
     }
     auto d = requireDevice(deviceId);
     auto p = requireDevice(pendingId);
+    if (d.transport == Transport::Tls || p.transport == Transport::Tls) {
+        // A TLS device keeps its identity (manufacturer, serial) across certificate renewals already.
+        throw UsageError(fmt::format(
+            "rekey is for SSH host keys; {} calls home over TLS", describe(d.transport == Transport::Tls ? d : p)));
+    }
     if (d.state == DeviceState::Pending) {
         throw UsageError(describe(d) + " is pending; rekey moves a known device to a new pending key");
     }

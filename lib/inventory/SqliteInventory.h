@@ -24,6 +24,8 @@ public:
 
     Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
         const std::string& address, TimePoint at) override;
+    Contact recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at) override;
+    std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) override;
     void listenerStarted(const std::string& listenerId, TimePoint at) override;
     void heartbeat(const std::string& listenerId, TimePoint at) override;
     void listenerStopped(const std::string& listenerId) override;
@@ -60,6 +62,9 @@ private:
         const std::optional<std::string>& text, const std::string& purpose);
     std::optional<Device> deviceById(int64_t id);
     std::optional<Device> deviceByName(const std::string& name);
+    std::optional<Device> deviceBySerial(
+        const std::string& manufacturer, const std::string& serial, const std::string& purpose);
+    void applyDerivedName(const Device& d, const std::optional<std::string>& derivedName);
     Device requireDevice(int64_t id);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);

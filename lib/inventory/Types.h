@@ -39,6 +39,28 @@ struct Device {
     bool connected = false;
     std::optional<TimePoint> sessionStart;
     std::vector<std::string> capabilities; ///< from the device's last <hello>
+    // TLS identity (empty for SSH devices)
+    std::string manufacturer; ///< trust-store manufacturer name whose anchor verified the chain; empty when pinned
+    std::string serial; ///< IEEE 802.1AR serial number read from the certificate
+    std::string certSubject; ///< RFC 2253 subject of the leaf certificate last presented
+    std::string certIssuer;
+};
+
+/** What the TLS identity step learnt from a device's verified (or self-signed) certificate. */
+struct TlsIdentity {
+    std::string manufacturer; ///< empty for a self-signed certificate (identity = fingerprint)
+    std::string serial; ///< empty for a self-signed certificate
+    std::string fingerprint; ///< "SHA256:AB:CD:..." of the leaf certificate
+    std::string subject;
+    std::string issuer;
+    std::optional<std::string> derivedName; ///< from cert-to-name, used when the device has no name yet and it is free
+};
+
+/** One pre-provisioned ("expected") device, e.g. a line of shipping data. */
+struct ExpectedDevice {
+    std::string serial;
+    std::string manufacturer;
+    std::optional<std::string> name;
 };
 
 /** Kinds of event in the append-only log. */

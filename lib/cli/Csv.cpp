@@ -1,0 +1,192 @@
+#include "cli/Csv.h"
+#include "common/Error.h"
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <fmt/format.h>
+#include <istream>
+#include <optional>
+
+namespace callhome::cli {
+namespace {
+constexpr std::string_view Utf8Bom = "\xEF\xBB\xBF";
+
+bool isBlank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+std::string trim(const std::string& s)
+{
+    auto begin = std::find_if_not(s.begin(), s.end(), isBlank);
+    auto end = std::find_if_not(s.rbegin(), s.rend(), isBlank).base();
+    return begin < end ? std::string(begin, end) : std::string {};
+}
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+}
+
+/** Column positions of serial, manufacturer, name; name is optional. */
+struct Columns {
+    std::size_t serial = 0;
+    std::size_t manufacturer = 1;
+    std::optional<std::size_t> name = 2;
+    std::size_t count = 0; ///< fields a line must have; 0 = 2 or 3 (no header)
+};
+
+constexpr std::array<const char*, 3> ColumnNames { "serial", "manufacturer", "name" };
+
+/** A header line names at least one of our columns; it must then name only ours, each once, serial and manufacturer. */
+std::optional<Columns> headerColumns(const std::vector<std::string>& fields)
+{
+    auto known = [](const std::string& f) {
+        return std::find(ColumnNames.begin(), ColumnNames.end(), lower(f)) != ColumnNames.end();
+    };
+    if (std::none_of(fields.begin(), fields.end(),
+            [](const std::string& f) { return lower(f) == "serial" || lower(f) == "manufacturer"; })) {
+        return std::nullopt;
+    }
+    Columns c { .name = std::nullopt, .count = fields.size() };
+    std::array<bool, 3> seen {};
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (!known(fields[i])) {
+            throw UsageError(
+                fmt::format("unknown column \"{}\" in the header (columns: serial, manufacturer, name)", fields[i]));
+        }
+        auto which = static_cast<std::size_t>(
+            std::find(ColumnNames.begin(), ColumnNames.end(), lower(fields[i])) - ColumnNames.begin());
+        if (seen[which]) {
+            throw UsageError(fmt::format("column \"{}\" appears twice in the header", ColumnNames[which]));
+        }
+        seen[which] = true;
+        switch (which) {
+        case 0:
+            c.serial = i;
+            break;
+        case 1:
+            c.manufacturer = i;
+            break;
+        default:
+            c.name = i;
+        }
+    }
+    if (!seen[0] || !seen[1]) {
+        throw UsageError("the header needs both a serial and a manufacturer column");
+    }
+    return c;
+}
+} // namespace
+
+std::vector<std::string> splitCsvRecord(const std::string& record)
+{
+    std::vector<std::string> fields;
+    std::size_t i = 0;
+    while (true) {
+        while (i < record.size() && isBlank(record[i])) {
+            ++i;
+        }
+        std::string field;
+        if (i < record.size() && record[i] == '"') {
+            ++i;
+            bool closed = false;
+            while (i < record.size()) {
+                if (record[i] == '"') {
+                    if (i + 1 < record.size() && record[i + 1] == '"') {
+                        field.push_back('"');
+                        i += 2;
+                        continue;
+                    }
+                    closed = true;
+                    ++i;
+                    break;
+                }
+                field.push_back(record[i++]);
+            }
+            if (!closed) {
+                throw UsageError(fmt::format(
+                    "field {} has no closing quote (line breaks inside fields are not supported)", fields.size() + 1));
+            }
+            while (i < record.size() && isBlank(record[i])) {
+                ++i;
+            }
+            if (i < record.size() && record[i] != ',') {
+                throw UsageError(fmt::format("field {}: text after the closing quote", fields.size() + 1));
+            }
+        } else {
+            auto end = record.find(',', i);
+            field = record.substr(i, end == std::string::npos ? std::string::npos : end - i);
+            if (field.find('"') != std::string::npos) {
+                throw UsageError(fmt::format(
+                    "field {}: a quote inside an unquoted field (quote the whole field, double inner quotes)",
+                    fields.size() + 1));
+            }
+            field = trim(field);
+            i = end == std::string::npos ? record.size() : end;
+        }
+        fields.push_back(std::move(field));
+        if (i >= record.size()) {
+            return fields;
+        }
+        ++i; // the comma
+    }
+}
+
+std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string& fileName)
+{
+    std::vector<ShippingEntry> out;
+    std::optional<Columns> columns;
+    std::size_t lineNumber = 0;
+    for (std::string line; std::getline(in, line);) {
+        ++lineNumber;
+        if (lineNumber == 1 && line.starts_with(Utf8Bom)) {
+            line.erase(0, Utf8Bom.size()); // spreadsheet exports often start with one
+        }
+        if (!line.empty() && line.back() == '\r') {
+            line.pop_back();
+        }
+        auto content = trim(line);
+        if (content.empty() || content.front() == '#') {
+            continue;
+        }
+        try {
+            auto fields = splitCsvRecord(line);
+            if (!columns) {
+                if ((columns = headerColumns(fields))) {
+                    continue;
+                }
+                columns = Columns {};
+            }
+            if (columns->count == 0 ? (fields.size() < 2 || fields.size() > 3) : fields.size() != columns->count) {
+                throw UsageError(fmt::format("expected {} fields ({}), found {}",
+                    columns->count == 0 ? std::string("2 or 3") : std::to_string(columns->count),
+                    columns->count == 0 ? "serial, manufacturer, optional name" : "as in the header", fields.size()));
+            }
+            ShippingEntry entry { .line = lineNumber };
+            entry.device.serial = fields[columns->serial];
+            entry.device.manufacturer = fields[columns->manufacturer];
+            if (columns->name && *columns->name < fields.size() && !fields[*columns->name].empty()) {
+                entry.device.name = fields[*columns->name];
+            }
+            if (entry.device.serial.empty()) {
+                throw UsageError("the serial number is empty");
+            }
+            if (entry.device.manufacturer.empty()) {
+                throw UsageError("the manufacturer is empty");
+            }
+            out.push_back(std::move(entry));
+        } catch (const UsageError& e) {
+            throw UsageError(fmt::format("{}:{}: {}", fileName, lineNumber, e.what()));
+        }
+    }
+    if (in.bad()) {
+        throw UsageError(fmt::format("{}: read error after line {}", fileName, lineNumber));
+    }
+    if (out.empty()) {
+        throw UsageError(fileName + ": no devices in the file (expected lines of serial,manufacturer[,name])");
+    }
+    return out;
+}
+} // namespace callhome::cli
