@@ -1,22 +1,26 @@
-# Device-side peers that call home (OpenSSH + yuma123, libnetconf2) and the harness callhome_* tests drive them with.
+# Device-side peers that call home (OpenSSH or stunnel + yuma123, libnetconf2 over SSH or TLS), the dev PKI wrapper,
+# and the harness callhome_* tests drive them with.
 
 add_executable(callhome-test-nc2-device peers/Nc2Device.cpp)
 target_link_libraries(callhome-test-nc2-device PRIVATE
-    PkgConfig::LIBNETCONF2 PkgConfig::LIBYANG PkgConfig::LIBSSH CLI11::CLI11 Threads::Threads)
+    PkgConfig::LIBNETCONF2 PkgConfig::LIBYANG PkgConfig::LIBSSH OpenSSL::Crypto CLI11::CLI11 Threads::Threads)
 
 add_library(callhome-test-harness STATIC
+    harness/DevPki.cpp
     harness/HostKey.cpp
     harness/Loopback.cpp
     harness/Nc2Device.cpp
     harness/Process.cpp
     harness/SshdDevice.cpp
+    harness/StunnelDevice.cpp
     harness/TempDir.cpp
     harness/Util.cpp
+    harness/YumaNetconfd.cpp
 )
 target_include_directories(callhome-test-harness PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(callhome-test-harness PUBLIC callhome-common PRIVATE PkgConfig::LIBSSH)
 target_compile_definitions(callhome-test-harness PRIVATE
-    CALLHOME_NC2_DEVICE_PATH="$<TARGET_FILE:callhome-test-nc2-device>")
+    CALLHOME_NC2_DEVICE_PATH="$<TARGET_FILE:callhome-test-nc2-device>" CALLHOME_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 # Tests that link the harness start the device program, so it must be built with them.
 add_dependencies(callhome-test-harness callhome-test-nc2-device)
 
@@ -24,3 +28,8 @@ callhome_add_test(NAME callhome_peers_selftest
     SOURCES callhome_peers_selftest.cpp
     LIBS callhome-test-harness PkgConfig::LIBNETCONF2 PkgConfig::LIBYANG PkgConfig::LIBSSH)
 set_tests_properties(callhome_peers_selftest PROPERTIES TIMEOUT 300)
+
+callhome_add_test(NAME callhome_tls_peers_selftest
+    SOURCES callhome_tls_peers_selftest.cpp
+    LIBS callhome-test-harness callhome-libnetconf2 PkgConfig::LIBYANG OpenSSL::SSL)
+set_tests_properties(callhome_tls_peers_selftest PROPERTIES TIMEOUT 300)

@@ -24,12 +24,25 @@ Nc2Device::Nc2Device(const TempDir& dir, const std::string& host, uint16_t port,
     : m_dir(makeSubdir(dir.path()))
     , m_user(options.user.empty() ? currentUserName() : options.user)
 {
-    m_hostKey = generateHostKey(m_dir, options.hostKeyType, "ssh_host_key");
     m_authLog = m_dir + "/auth.log";
     m_sessionsLog = m_dir + "/sessions.log";
-    std::vector<std::string> argv { CALLHOME_NC2_DEVICE_PATH, "--host", host, "--port", std::to_string(port),
-        "--hostkey", m_hostKey.privateKeyPath, "--user", m_user, "--auth-log", m_authLog, "--sessions-log",
-        m_sessionsLog, "--retry-ms", std::to_string(options.retryMs) };
+    std::vector<std::string> argv { CALLHOME_NC2_DEVICE_PATH, "--host", host, "--port", std::to_string(port), "--user",
+        m_user, "--auth-log", m_authLog, "--sessions-log", m_sessionsLog, "--retry-ms",
+        std::to_string(options.retryMs) };
+    if (options.tls) {
+        if (options.certPath.empty() || options.keyPath.empty() || options.trustedCaPath.empty()) {
+            throw HarnessError("Nc2Device over TLS needs certPath, keyPath and trustedCaPath (libnetconf2 2.0.24 "
+                               "always demands a client certificate)");
+        }
+        argv.insert(argv.end(),
+            { "--tls", "--cert", options.certPath, "--key", options.keyPath, "--trusted-ca", options.trustedCaPath });
+        if (!options.chainPath.empty()) {
+            argv.insert(argv.end(), { "--chain", options.chainPath });
+        }
+    } else {
+        m_hostKey = generateHostKey(m_dir, options.hostKeyType, "ssh_host_key");
+        argv.insert(argv.end(), { "--hostkey", m_hostKey.privateKeyPath });
+    }
     if (!options.password.empty()) {
         argv.insert(argv.end(), { "--password", options.password });
     }
@@ -73,5 +86,10 @@ int Nc2Device::sessionsEstablished() const
 int Nc2Device::sessionsEnded() const
 {
     return countLinesContaining(m_sessionsLog, "ended ");
+}
+
+int Nc2Device::tlsHandshakeFailures() const
+{
+    return countLinesContaining(m_sessionsLog, "tls-failed ");
 }
 } // namespace callhome::test

@@ -10,11 +10,6 @@
 namespace callhome::test {
 namespace {
 constexpr const char* kSshd = "/usr/sbin/sshd";
-constexpr const char* kNetconfd = "/usr/sbin/netconfd";
-constexpr const char* kNetconfSubsystem = "/usr/sbin/netconf-subsystem";
-// netconf-subsystem picks its netconfd socket by the server port in SSH_CONNECTION, and netconfd refuses ports
-// not in its --port list; the wrapper always reports this one.
-constexpr const char* kNetconfPort = "830";
 
 std::string makeSubdir(const std::string& parent, const std::string& prefix)
 {
@@ -50,21 +45,7 @@ SshdDevice::SshdDevice(
     m_authorizedKeys = m_dir + "/authorized_keys";
     setAuthorizedKeys(authorizedKeys);
     m_sshdLog = m_dir + "/sshd.log";
-    m_netconfdLog = m_dir + "/netconfd.log";
-    m_socket = m_dir + "/ncxserver.sock";
-
-    const auto wrapper = m_dir + "/netconf-subsystem.sh";
-    // netconfd 2.13 aborts when the client address is not an IP, and `sshd -i` on socat's socketpair reports
-    // SSH_CONNECTION="UNKNOWN 65535 ...": hand the subsystem a numeric one.
-    writeFile(wrapper,
-        "#!/bin/sh\n"
-        "SSH_CONNECTION=\"127.0.0.1 65535 127.0.0.1 "
-            + std::string(kNetconfPort)
-            + "\"\n"
-              "export SSH_CONNECTION\n"
-              "exec "
-            + kNetconfSubsystem + " --ncxserver-sockname=" + kNetconfPort + "@" + m_socket + "\n",
-        0755);
+    m_netconfd = std::make_unique<YumaNetconfd>(m_dir, startDeadline);
 
     m_sshdConfig = m_dir + "/sshd_config";
     writeFile(m_sshdConfig,
@@ -79,40 +60,12 @@ SshdDevice::SshdDevice(
               "PidFile none\n"
               "LoginGraceTime 30\n"
               "Subsystem netconf "
-            + wrapper + "\n");
-
-    auto yumaHome = m_dir + "/yuma";
-    // netconfd writes its transaction-id file into <yuma-home>/data and must not fall back to /etc/yuma.
-    if (::mkdir(yumaHome.c_str(), 0755) != 0 || ::mkdir((yumaHome + "/data").c_str(), 0755) != 0) {
-        throw HarnessError("cannot create " + yumaHome + "/data: " + std::strerror(errno));
-    }
-    const auto emptyConf = m_dir + "/netconfd.conf";
-    writeFile(emptyConf, ""); // otherwise netconfd reads /etc/yuma/netconfd.conf
-    m_netconfd = std::make_unique<Process>(ProcessSpec {
-        .argv = { kNetconfd, "--config=" + emptyConf, "--ncxserver-sockname=" + m_socket, "--no-startup",
-            "--log=" + m_netconfdLog, "--log-level=info", "--superuser=" + m_user,
-            "--port=" + std::string(kNetconfPort), "--yuma-home=" + yumaHome },
-        .stdoutPath = m_dir + "/netconfd.out",
-        .stderrPath = m_dir + "/netconfd.err",
-        .env = { { "HOME", m_dir } },
-        .cwd = m_dir,
-    });
-    waitFor(
-        [&] {
-            if (!m_netconfd->running()) {
-                throw HarnessError("netconfd exited during start: " + readFileIfExists(m_netconfdLog));
-            }
-            return ::access(m_socket.c_str(), F_OK) == 0;
-        },
-        startDeadline, "netconfd socket " + m_socket);
+            + m_netconfd->subsystemCommand() + "\n");
 }
 
 SshdDevice::~SshdDevice()
 {
     stopCallHomes();
-    if (m_netconfd) {
-        m_netconfd->stop();
-    }
 }
 
 Process& SshdDevice::callHome(const std::string& host, uint16_t port)

@@ -1,6 +1,7 @@
 #pragma once
 #include "harness/HostKey.h"
 #include "harness/Process.h"
+#include "harness/YumaNetconfd.h"
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,7 +42,7 @@ public:
     const std::string& user() const noexcept { return m_user; }
     /** sshd's log (LogLevel DEBUG1), shared by all call-home attempts of this device. */
     const std::string& logPath() const noexcept { return m_sshdLog; }
-    const std::string& netconfdLogPath() const noexcept { return m_netconfdLog; }
+    const std::string& netconfdLogPath() const noexcept { return m_netconfd->logPath(); }
     const std::string& directory() const noexcept { return m_dir; }
 
     /** SSH user-authentication requests sshd received, of any method incl. "none" ("userauth-request for user"). */
@@ -60,9 +61,7 @@ private:
     std::string m_sshdConfig;
     std::string m_authorizedKeys;
     std::string m_sshdLog;
-    std::string m_netconfdLog;
-    std::string m_socket;
-    std::unique_ptr<Process> m_netconfd;
+    std::unique_ptr<YumaNetconfd> m_netconfd;
     std::vector<std::unique_ptr<Process>> m_callHomes;
 };
 } // namespace callhome::test

@@ -1,5 +1,6 @@
 // callhome-test-nc2-device: a NETCONF device built on libnetconf2's server call-home API. It calls home over SSH
-// to --host/--port, keeps calling home until SIGTERM, and serves <get>, <get-schema> and <close-session>.
+// (or over TLS with --tls, RFC 8071 section 4: the device is the TLS server) to --host/--port, keeps calling home
+// until SIGTERM, and serves <get>, <get-schema> and <close-session>.
 // Auth attempts and sessions are appended to log files (flushed per line) so that tests can assert on them.
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -14,6 +15,10 @@
 #include <memory>
 #include <mutex>
 #include <nc_server.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <optional>
 #include <pwd.h>
 #include <sstream>
@@ -26,6 +31,8 @@ namespace {
 constexpr const char* kClient = "callhome";
 constexpr const char* kEndpoint = "listener";
 constexpr const char* kHostKeyName = "hostkey";
+constexpr const char* kServerCertName = "device-cert";
+constexpr const char* kTrustedListName = "station-ca";
 // libnetconf2 ships no YANG files; Debian's libyuma-base has the IETF modules its server needs.
 constexpr const char* kIetfModules = "/usr/share/yuma/modules/ietf";
 
@@ -42,6 +49,11 @@ struct Config {
     std::string sessionsLog;
     unsigned retryMs = 0;
     std::string schemas;
+    bool tls = false;
+    std::string cert;
+    std::string key;
+    std::string chain;
+    std::string trustedCa;
 };
 
 Config g_config;
@@ -65,6 +77,22 @@ struct CFree {
     void operator()(char* p) const noexcept { std::free(p); }
 };
 using CStringPtr = std::unique_ptr<char, CFree>;
+
+struct X509Free {
+    void operator()(X509* x) const noexcept { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+
+struct BioFree {
+    void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+/** One certificate as libnetconf2's *_data callbacks want it: base64 DER without the PEM armour. */
+struct PemCert {
+    X509Ptr cert;
+    std::string base64Der;
+};
 
 /** Appends whole lines to a file, flushed per line, from any thread. */
 class LineLog {
@@ -98,6 +126,9 @@ LineLog g_authLog;
 LineLog g_sessionsLog;
 SshKeyPtr g_authorizedKey;
 ly_ctx* g_ctx = nullptr;
+// TLS: certificates sent after the leaf, and the CA certificates that may sign the station's client certificate.
+std::vector<std::string> g_chainCerts;
+std::vector<std::string> g_trustedCerts;
 
 // New sessions arrive on libnetconf2's call-home thread; the main loop owns the poll session.
 std::mutex g_newSessionsMutex;
@@ -122,6 +153,10 @@ void printClb(const nc_session* session, NC_VERB_LEVEL level, const char* msg)
     // are logged by their callbacks. libnetconf2 reports every SSH auth request at verbose level.
     static const std::string prefix = "Received an SSH message \"request-auth\" of subtype \"";
     std::string text(msg);
+    // libnetconf2's TLS accept runs on its call-home thread and reports a failed handshake only here.
+    if (text.rfind("SSL_accept failed", 0) == 0 || text.rfind("SSL_accept timeout", 0) == 0) {
+        g_sessionsLog.write("tls-failed " + text);
+    }
     if (text.rfind(prefix, 0) == 0) {
         auto method = text.substr(prefix.size(), text.find('"', prefix.size()) - prefix.size());
         if (method != "publickey" && method != "password" && method != "interactive") {
@@ -163,6 +198,74 @@ int hostkeyClb(const char* name, void*, char** privkeyPath, char** privkeyData, 
     *privkeyData = nullptr;
     *privkeyType = NC_SSH_KEY_UNKNOWN;
     return *privkeyPath ? 0 : 1;
+}
+
+/** strdup() for libnetconf2, which frees what the callbacks return; nullptr when out of memory. */
+char* cCopy(const std::string& s) noexcept
+{
+    return strdup(s.c_str());
+}
+
+int serverCertClb(const char* name, void*, char** certPath, char** certData, char** privkeyPath, char** privkeyData,
+    NC_SSH_KEY_TYPE* privkeyType)
+{
+    if (std::strcmp(name, kServerCertName) != 0) {
+        return 1;
+    }
+    *certPath = cCopy(g_config.cert);
+    *certData = nullptr;
+    *privkeyPath = cCopy(g_config.key);
+    *privkeyData = nullptr;
+    *privkeyType = NC_SSH_KEY_UNKNOWN;
+    return *certPath && *privkeyPath ? 0 : 1;
+}
+
+/** Hands libnetconf2 a malloc'ed array of malloc'ed base64 strings (it frees them deeply). */
+int certDataList(const std::vector<std::string>& certs, char*** data, int* count) noexcept
+{
+    *data = nullptr;
+    *count = 0;
+    if (certs.empty()) {
+        return 0;
+    }
+    auto** out = static_cast<char**>(std::calloc(certs.size(), sizeof(char*)));
+    if (!out) {
+        return 1;
+    }
+    for (const auto& cert : certs) {
+        if (!(out[*count] = cCopy(cert))) {
+            for (int i = 0; i < *count; ++i) {
+                std::free(out[i]);
+            }
+            std::free(out);
+            *count = 0;
+            return 1;
+        }
+        ++*count;
+    }
+    *data = out;
+    return 0;
+}
+
+int serverChainClb(const char* name, void*, char*** certPaths, int* certPathCount, char*** certData, int* certDataCount)
+{
+    *certPaths = nullptr;
+    *certPathCount = 0;
+    if (std::strcmp(name, kServerCertName) != 0) {
+        return 1;
+    }
+    return certDataList(g_chainCerts, certData, certDataCount);
+}
+
+int trustedCertListClb(
+    const char* name, void*, char*** certPaths, int* certPathCount, char*** certData, int* certDataCount)
+{
+    *certPaths = nullptr;
+    *certPathCount = 0;
+    if (std::strcmp(name, kTrustedListName) != 0) {
+        return 1;
+    }
+    return certDataList(g_trustedCerts, certData, certDataCount);
 }
 
 int sessionClb(const char*, nc_session* session)
@@ -327,6 +430,51 @@ SshKeyPtr loadAuthorizedKey(const std::string& path)
     return SshKeyPtr(key);
 }
 
+/** Every certificate in a PEM file, in order. libnetconf2 reads only the first certificate of a file it is given. */
+std::vector<PemCert> readPemCerts(const std::string& path)
+{
+    BioPtr in(BIO_new_file(path.c_str(), "r"));
+    if (!in) {
+        throw std::runtime_error("cannot open " + path);
+    }
+    std::vector<PemCert> out;
+    while (X509* raw = PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr)) {
+        X509Ptr cert(raw);
+        unsigned char* der = nullptr;
+        const int derLen = i2d_X509(cert.get(), &der);
+        if (derLen <= 0) {
+            throw std::runtime_error("cannot encode a certificate of " + path);
+        }
+        std::string base64(4 * ((derLen + 2) / 3) + 1, '\0');
+        const int written
+            = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(base64.data()), der, derLen); // one line, no newlines
+        OPENSSL_free(der);
+        base64.resize(written);
+        out.push_back({ std::move(cert), std::move(base64) });
+    }
+    if (out.empty()) {
+        throw std::runtime_error("no PEM certificate in " + path);
+    }
+    return out;
+}
+
+/** libnetconf2 2.0.24 cert-to-name fingerprint: "04" (SHA-256) then the digest bytes, all ':'-separated hex. */
+std::string ctnFingerprint(X509* cert)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (X509_digest(cert, EVP_sha256(), digest, &len) != 1) {
+        throw std::runtime_error("X509_digest failed");
+    }
+    std::string out = "04";
+    char byte[4];
+    for (unsigned int i = 0; i < len; ++i) {
+        std::snprintf(byte, sizeof(byte), ":%02x", digest[i]);
+        out += byte;
+    }
+    return out;
+}
+
 void check(int rc, const char* call)
 {
     if (rc != 0) {
@@ -334,14 +482,25 @@ void check(int rc, const char* call)
     }
 }
 
-/** Registers the call-home client and starts libnetconf2's dispatch thread, which keeps calling home. */
-void startCallHome()
+/** TLS: our IDevID as server certificate, the station CA as the only trust anchor for client certificates. */
+void startTlsEndpoint()
 {
-    check(nc_server_ch_add_client(kClient), "nc_server_ch_add_client");
-    check(nc_server_ch_client_add_endpt(kClient, kEndpoint, NC_TI_LIBSSH), "nc_server_ch_client_add_endpt");
-    check(nc_server_ch_client_endpt_set_address(kClient, kEndpoint, g_config.host.c_str()),
-        "nc_server_ch_client_endpt_set_address");
-    check(nc_server_ch_client_endpt_set_port(kClient, kEndpoint, g_config.port), "nc_server_ch_client_endpt_set_port");
+    check(nc_server_tls_ch_client_endpt_set_server_cert(kClient, kEndpoint, kServerCertName),
+        "nc_server_tls_ch_client_endpt_set_server_cert");
+    check(nc_server_tls_ch_client_endpt_add_trusted_cert_list(kClient, kEndpoint, kTrustedListName),
+        "nc_server_tls_ch_client_endpt_add_trusted_cert_list");
+    // libnetconf2 admits a verified client only when a cert-to-name entry matches a certificate of its chain and
+    // yields a username; the station CA's fingerprint mapped to a fixed user matches every station it signed.
+    uint32_t id = 1;
+    for (const auto& ca : readPemCerts(g_config.trustedCa)) {
+        check(nc_server_tls_ch_client_endpt_add_ctn(kClient, kEndpoint, id++, ctnFingerprint(ca.cert.get()).c_str(),
+                  NC_TLS_CTN_SPECIFIED, g_config.user.c_str()),
+            "nc_server_tls_ch_client_endpt_add_ctn");
+    }
+}
+
+void startSshEndpoint()
+{
     check(nc_server_ssh_ch_client_endpt_add_hostkey(kClient, kEndpoint, kHostKeyName, -1),
         "nc_server_ssh_ch_client_endpt_add_hostkey");
     int methods = 0;
@@ -355,8 +514,41 @@ void startCallHome()
         "nc_server_ssh_ch_client_endpt_set_auth_methods");
     check(nc_server_ssh_ch_client_endpt_set_auth_timeout(kClient, kEndpoint, 10),
         "nc_server_ssh_ch_client_endpt_set_auth_timeout");
+}
+
+/** Registers the call-home client and starts libnetconf2's dispatch thread, which keeps calling home. */
+void startCallHome()
+{
+    check(nc_server_ch_add_client(kClient), "nc_server_ch_add_client");
+    check(nc_server_ch_client_add_endpt(kClient, kEndpoint, g_config.tls ? NC_TI_OPENSSL : NC_TI_LIBSSH),
+        "nc_server_ch_client_add_endpt");
+    check(nc_server_ch_client_endpt_set_address(kClient, kEndpoint, g_config.host.c_str()),
+        "nc_server_ch_client_endpt_set_address");
+    check(nc_server_ch_client_endpt_set_port(kClient, kEndpoint, g_config.port), "nc_server_ch_client_endpt_set_port");
+    if (g_config.tls) {
+        startTlsEndpoint();
+    } else {
+        startSshEndpoint();
+    }
     check(nc_server_ch_client_set_conn_type(kClient, NC_CH_PERSIST), "nc_server_ch_client_set_conn_type");
     check(nc_connect_ch_client_dispatch(kClient, sessionClb), "nc_connect_ch_client_dispatch");
+}
+
+/** Reads --chain and --trusted-ca once, before libnetconf2's threads call back for them. */
+void loadTlsCertificates()
+{
+    const auto leaf = readPemCerts(g_config.cert);
+    if (!g_config.chain.empty()) {
+        // The chain file usually starts with the leaf itself; libnetconf2 wants only the certificates after it.
+        for (auto& cert : readPemCerts(g_config.chain)) {
+            if (X509_cmp(cert.cert.get(), leaf.front().cert.get()) != 0) {
+                g_chainCerts.push_back(std::move(cert.base64Der));
+            }
+        }
+    }
+    for (auto& cert : readPemCerts(g_config.trustedCa)) {
+        g_trustedCerts.push_back(std::move(cert.base64Der));
+    }
 }
 
 std::string currentUser()
@@ -369,6 +561,9 @@ int run()
 {
     if (!g_config.authorizedKeyFile.empty()) {
         g_authorizedKey = loadAuthorizedKey(g_config.authorizedKeyFile);
+    }
+    if (g_config.tls) {
+        loadTlsCertificates();
     }
     g_authLog.open(g_config.authLog);
     g_sessionsLog.open(g_config.sessionsLog);
@@ -388,6 +583,9 @@ int run()
     nc_server_ssh_set_passwd_auth_clb(passwordClb, nullptr, nullptr);
     nc_server_ssh_set_pubkey_auth_clb(pubkeyClb, nullptr, nullptr);
     nc_server_ssh_set_interactive_auth_clb(interactiveClb, nullptr, nullptr);
+    nc_server_tls_set_server_cert_clb(serverCertClb, nullptr, nullptr);
+    nc_server_tls_set_server_cert_chain_clb(serverChainClb, nullptr, nullptr);
+    nc_server_tls_set_trusted_cert_list_clb(trustedCertListClb, nullptr, nullptr);
 
     PollSessionPtr ps(nc_ps_new());
     startCallHome();
@@ -438,14 +636,23 @@ int run()
 
 int main(int argc, char** argv)
 {
-    CLI::App app { "NETCONF test device on libnetconf2: calls home over SSH until SIGTERM" };
+    CLI::App app { "NETCONF test device on libnetconf2: calls home over SSH (or TLS) until SIGTERM" };
     app.add_option("--host", g_config.host, "Listener address to call home to")->capture_default_str();
     app.add_option("--port", g_config.port, "Listener port")->required();
-    app.add_option("--hostkey", g_config.hostKey, "SSH host private key (from ssh-keygen)")
-        ->required()
+    app.add_option("--hostkey", g_config.hostKey, "SSH host private key (from ssh-keygen); required without --tls")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--tls", g_config.tls, "Call home over TLS (the device is the TLS server) instead of SSH");
+    app.add_option("--cert", g_config.cert, "TLS: the device's certificate (PEM)")->check(CLI::ExistingFile);
+    app.add_option("--key", g_config.key, "TLS: its private key (PEM)")->check(CLI::ExistingFile);
+    app.add_option("--chain", g_config.chain, "TLS: PEM chain to present (the leaf, if first, is skipped)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--trusted-ca", g_config.trustedCa,
+           "TLS: CA certificate(s) that must have signed the station's client certificate (PEM). libnetconf2 "
+           "2.0.24 always demands a client certificate, so this is required with --tls")
         ->check(CLI::ExistingFile);
     g_config.user = currentUser();
-    app.add_option("--user", g_config.user, "The user allowed to log in")->capture_default_str();
+    app.add_option("--user", g_config.user, "The user allowed to log in (TLS: the user a verified station maps to)")
+        ->capture_default_str();
     app.add_option("--password", g_config.password, "Accept password authentication with this password");
     app.add_option("--authorized-key", g_config.authorizedKeyFile, "Public key line allowed for --user")
         ->check(CLI::ExistingFile);
@@ -457,6 +664,14 @@ int main(int argc, char** argv)
     app.add_option("--schemas", g_config.schemas, "Directory of extra YANG modules to serve")
         ->check(CLI::ExistingDirectory);
     CLI11_PARSE(app, argc, argv);
+    if (g_config.tls && (g_config.cert.empty() || g_config.key.empty() || g_config.trustedCa.empty())) {
+        std::fprintf(stderr, "callhome-test-nc2-device: --tls needs --cert, --key and --trusted-ca\n");
+        return 2;
+    }
+    if (!g_config.tls && g_config.hostKey.empty()) {
+        std::fprintf(stderr, "callhome-test-nc2-device: --hostkey is required (or use --tls)\n");
+        return 2;
+    }
 
     struct sigaction sa { };
     sa.sa_handler = onSignal;
