@@ -10,9 +10,10 @@
 int main(int argc, char** argv)
 {
     CLI::App app {
-        "callhomed: NETCONF Call Home (RFC 8071) listener. Devices connect to us over SSH; we identify them by\n"
-        "their host key, record first contacts as pending for an operator to approve (callhomectl), and\n"
-        "hold a NETCONF session to every approved device. Runs on embedded defaults without --config.",
+        "callhomed: NETCONF Call Home (RFC 8071) listener. Devices connect to us over SSH (4334) or TLS (4335); we\n"
+        "identify them by their SSH host key or IEEE 802.1AR certificate, record first contacts as pending for an\n"
+        "operator to approve (callhomectl), accept pre-provisioned ones, and hold a NETCONF session to every\n"
+        "approved device. Runs on embedded defaults without --config.",
         "callhomed"
     };
     std::optional<std::string> configFile;
@@ -26,8 +27,11 @@ int main(int argc, char** argv)
         "Directory for inventory.db and the station SSH key (default from config, else ./state)");
     app.add_option("--db", overrides.inventoryPath, "SQLite inventory file (default STATE-DIR/inventory.db)");
     app.add_option("--listen", overrides.listen,
-        "Endpoint ssh:ADDR:PORT, e.g. ssh:127.0.0.1:4334 or ssh:[::1]:4334; repeatable; replaces the "
-        "config's list (default ssh:[::]:4334)");
+        "Endpoint ssh:ADDR:PORT or tls:ADDR:PORT, e.g. ssh:127.0.0.1:4334 or tls:[::1]:4335; repeatable; "
+        "replaces the config's list (default ssh:[::]:4334)");
+    app.add_option("--trust-store", overrides.trustStore,
+        "TLS trust store directory: station/cert.pem + key.pem, manufacturers/<name>/ca.pem (see "
+        "trust-store/README.md); needed for tls endpoints");
     app.add_option("--log-level", logLevel, "trace, debug, info, warning, error, critical or off")
         ->capture_default_str();
     app.add_flag("--journal", journal, "Log to the systemd journal instead of stderr");

@@ -6,11 +6,18 @@
 namespace callhome::test {
 using namespace std::chrono_literals;
 
-CallhomeFixture::CallhomeFixture()
+CallhomeFixture::CallhomeFixture(bool tls)
 {
     ignoreSigpipe();
-    config = config::load(
-        std::nullopt, config::Overrides { dir.file("state"), std::nullopt, { "ssh:127.0.0.1:0", "ssh:[::1]:0" } });
+    if (tls) {
+        pki = std::make_unique<DevPki>(dir);
+        config = config::load(std::nullopt,
+            config::Overrides {
+                dir.file("state"), std::nullopt, { "tls:127.0.0.1:0", "tls:[::1]:0" }, pki->trustStore() });
+    } else {
+        config = config::load(
+            std::nullopt, config::Overrides { dir.file("state"), std::nullopt, { "ssh:127.0.0.1:0", "ssh:[::1]:0" } });
+    }
     config.handshakeTimeout = 3s;
     config.handshakeWorkers = 4;
     config.listenerId = "test-listener";

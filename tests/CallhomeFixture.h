@@ -1,5 +1,6 @@
 #pragma once
 #include "config/Config.h"
+#include "harness/DevPki.h"
 #include "harness/TempDir.h"
 #include "inventory/Inventory.h"
 #include "server/Daemon.h"
@@ -7,13 +8,17 @@
 #include <string>
 
 namespace callhome::test {
-/** A real Daemon in-process on runtime-picked loopback ports (IPv4 and IPv6) with its state in a temp dir. */
+/**
+ * A real Daemon in-process on runtime-picked loopback ports (IPv4 and IPv6) with its state in a temp dir. With
+ * `tls`, it listens for TLS call home instead, with the trust store of a fresh scripts/dev-pki PKI.
+ */
 struct CallhomeFixture {
     TempDir dir { "callhome-it" };
+    std::unique_ptr<DevPki> pki;
     config::Config config;
     std::unique_ptr<server::Daemon> daemon;
 
-    CallhomeFixture();
+    explicit CallhomeFixture(bool tls = false);
     /** (Re)starts the daemon on the state in `dir`; ports are picked anew. */
     void start();
     void stop();

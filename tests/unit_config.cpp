@@ -78,6 +78,10 @@ TEST_CASE("command line overrides the file")
 
 TEST_CASE("errors name the offending node")
 {
+    std::string fp = "SHA256:AB";
+    for (int i = 1; i < 32; ++i) {
+        fp += ":AB";
+    }
     auto message = [](const std::string& json) {
         TempFile f(json);
         try {
@@ -96,8 +100,52 @@ TEST_CASE("errors name the offending node")
         Catch::Contains("address"));
     CHECK_THAT(message(R"({"callhome-config:callhome": {"no-such-leaf": 1}})"), Catch::Contains("no-such-leaf"));
     CHECK_THAT(message(R"({"callhome-config:callhome": )"), Catch::Contains("callhome-unit-config"));
-    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "transport": "tls"}]}})"),
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "transport": "quic"}]}})"),
         Catch::Contains("transport"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"listen": [{"name": "a", "transport": "tls"}]}})"),
+        Catch::Contains("trust store"));
+    CHECK_THAT(
+        message(
+            R"({"callhome-config:callhome": {"tls": {"cert-to-name": [{"id": 1, "fingerprint": "SHA256:00", "map-type": "san-any"}]}}})"),
+        Catch::Contains("fingerprint"));
+    CHECK_THAT(message(R"({"callhome-config:callhome": {"tls": {"cert-to-name": [{"id": 1, "fingerprint": ")" + fp
+                   + R"(", "map-type": "specified"}]}}})"),
+        Catch::Contains("needs a name"));
+}
+
+TEST_CASE("TLS settings")
+{
+    std::string fp = "SHA256:";
+    for (int i = 0; i < 32; ++i) {
+        fp += (i ? ":" : "") + std::string("AB");
+    }
+    TempFile f(R"({"callhome-config:callhome": {
+        "listen": [{"name": "t", "transport": "tls", "address": "::1"}, {"name": "s", "address": "::1"}],
+        "tls": {"trust-store": "/etc/callhome/trust",
+                "manufacturer": [{"name": "acme", "serial-source": "hardware-module-name", "ignore-lifetime": true}],
+                "cert-to-name": [{"id": 20, "fingerprint": ")"
+        + fp + R"(", "map-type": "san-dns-name"},
+                                 {"id": 10, "fingerprint": ")"
+        + fp + R"(", "map-type": "specified", "name": "core-1"}]}}})");
+    auto c = load(f.path.string(), {});
+    REQUIRE(c.listen.size() == 2);
+    CHECK(c.listen[0].toString() == "tls:[::1]:4335");
+    CHECK(c.listen[1].toString() == "ssh:[::1]:4334");
+    CHECK(c.hasTls());
+    CHECK(c.trustStore == "/etc/callhome/trust");
+    REQUIRE(c.manufacturers.size() == 1);
+    CHECK(c.manufacturers[0].serialSource == "hardware-module-name");
+    CHECK(c.manufacturers[0].ignoreLifetime);
+    REQUIRE(c.certToName.size() == 2);
+    CHECK(c.certToName[0].id == 10);
+    CHECK(c.certToName[0].name == "core-1");
+    CHECK(c.certToName[1].mapType == "san-dns-name");
+
+    auto o = load(std::nullopt, Overrides { std::nullopt, std::nullopt, { "tls:127.0.0.1:0" }, "/x" });
+    CHECK(o.listen.at(0).transport == Transport::Tls);
+    CHECK(o.trustStore == "/x");
+    CHECK_THROWS_WITH(load(std::nullopt, Overrides { std::nullopt, std::nullopt, { "tls:127.0.0.1:0" } }),
+        Catch::Contains("trust store"));
 }
 
 TEST_CASE("a password in a file readable by others is refused")
@@ -118,7 +166,7 @@ TEST_CASE("listen endpoints")
     CHECK(parseEndpoint("ssh:127.0.0.1:4334").port == 4334);
     CHECK(parseEndpoint("ssh:[::]:4334").address == "::");
     CHECK(parseEndpoint("ssh:[2001:db8::1]:830").toString() == "ssh:[2001:db8::1]:830");
-    for (const char* bad : { "127.0.0.1:4334", "tls:127.0.0.1:4335", "ssh:127.0.0.1", "ssh:::1:4334", "ssh:[::1]4334",
+    for (const char* bad : { "127.0.0.1:4334", "ssh:127.0.0.1", "ssh:::1:4334", "quic:127.0.0.1:1", "ssh:[::1]4334",
              "ssh:localhost:4334", "ssh:127.0.0.1:65536", "ssh:127.0.0.1:x", "ssh:[::1:1" }) {
         INFO(bad);
         CHECK_THROWS_AS(parseEndpoint(bad), ConfigError);

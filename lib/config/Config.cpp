@@ -1,4 +1,5 @@
 #include "config/Config.h"
+#include <algorithm>
 #include <arpa/inet.h>
 #include <filesystem>
 #include <fstream>
@@ -76,7 +77,13 @@ std::string readFile(const std::string& path)
 std::string Endpoint::toString() const
 {
     bool v6 = address.find(':') != std::string::npos;
-    return std::string("ssh:") + (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+    return std::string(transport == Transport::Tls ? "tls:" : "ssh:") + (v6 ? "[" + address + "]" : address) + ":"
+        + std::to_string(port);
+}
+
+bool Config::hasTls() const
+{
+    return std::any_of(listen.begin(), listen.end(), [](const Endpoint& e) { return e.transport == Transport::Tls; });
 }
 
 std::string_view yangModule()
@@ -88,14 +95,14 @@ Endpoint parseEndpoint(const std::string& text)
 {
     auto bad = [&](const std::string& why) {
         return ConfigError("--listen " + text + ": " + why
-            + " (expected ssh:ADDRESS:PORT, e.g. ssh:127.0.0.1:4334 or ssh:[::1]:4334)");
+            + " (expected ssh:ADDRESS:PORT or tls:ADDRESS:PORT, e.g. ssh:127.0.0.1:4334 or tls:[::1]:4335)");
     };
     auto colon = text.find(':');
     if (colon == std::string::npos) {
         throw bad("missing transport");
     }
     std::string transport = text.substr(0, colon);
-    if (transport != "ssh") {
+    if (transport != "ssh" && transport != "tls") {
         throw bad("unknown transport '" + transport + "'");
     }
     std::string rest = text.substr(colon + 1);
@@ -127,6 +134,7 @@ Endpoint parseEndpoint(const std::string& text)
     }
     Endpoint e;
     e.name = text;
+    e.transport = transport == "tls" ? Transport::Tls : Transport::Ssh;
     e.address = address;
     e.port = static_cast<uint16_t>(std::stoul(port));
     return e;
@@ -225,14 +233,45 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
             Endpoint e;
             auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };
             e.name = sub("name").value_or("");
+            e.transport = sub("transport").value_or("ssh") == "tls" ? Transport::Tls : Transport::Ssh;
             e.address = sub("address").value_or("::");
-            e.port = static_cast<uint16_t>(std::stoul(sub("port").value_or("4334")));
+            e.port = static_cast<uint16_t>(
+                std::stoul(sub("port").value_or(e.transport == Transport::Tls ? "4335" : "4334")));
             c.listen.push_back(e);
         }
         ly_set_free(set, nullptr);
     }
     if (c.listen.empty()) {
         c.listen.push_back(Endpoint { "default", Transport::Ssh, "::", 4334 });
+    }
+
+    c.trustStore = overrides.trustStore ? overrides.trustStore : get("tls/trust-store");
+    if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/tls/manufacturer", &set) == LY_SUCCESS) {
+        for (uint32_t i = 0; i < set->count; ++i) {
+            auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };
+            c.manufacturers.push_back(
+                { sub("name").value_or(""), sub("serial-source").value_or("subject-serial-number"),
+                    sub("ignore-lifetime").value_or("false") == "true" });
+        }
+        ly_set_free(set, nullptr);
+    }
+    if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/tls/cert-to-name", &set) == LY_SUCCESS) {
+        for (uint32_t i = 0; i < set->count; ++i) {
+            auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };
+            CertToName rule { static_cast<uint32_t>(std::stoul(sub("id").value_or("0"))),
+                sub("fingerprint").value_or(""), sub("map-type").value_or(""), sub("name").value_or("") };
+            if (rule.mapType == "specified" && rule.name.empty()) {
+                ly_set_free(set, nullptr);
+                throw ConfigError(where + ": /callhome-config:callhome/tls/cert-to-name[id='" + std::to_string(rule.id)
+                    + "']/name: map-type specified needs a name");
+            }
+            c.certToName.push_back(rule);
+        }
+        ly_set_free(set, nullptr);
+        std::sort(c.certToName.begin(), c.certToName.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    }
+    if (c.hasTls() && !c.trustStore) {
+        throw ConfigError(where + ": a tls endpoint needs a trust store (tls/trust-store or --trust-store)");
     }
     return c;
 }

@@ -1,6 +1,7 @@
 #include "identity/Identity.h"
 #include "common/Log.h"
 #include "common/Time.h"
+#include "identity/TrustStore.h"
 #include "inventory/Inventory.h"
 
 namespace callhome::identity {
@@ -20,22 +21,78 @@ std::string toString(Verdict v)
     return "?";
 }
 
-IdentityPolicy::IdentityPolicy(inventory::Inventory& inventory)
+IdentityPolicy::IdentityPolicy(inventory::Inventory& inventory, std::vector<CertToNameRule> certToName)
     : m_inventory(inventory)
+    , m_certToName(std::move(certToName))
 { }
 
 Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerprint, const std::string& keyType)
 {
-    auto logger = log::get(log::Identity);
     auto contact = m_inventory.recordContact(inventory::Transport::Ssh, fingerprint, keyType, peer.address, now());
+    return fromContact(peer, contact, keyType + " host key " + fingerprint);
+}
+
+Decision IdentityPolicy::decideTls(
+    const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore)
+{
+    ChainVerdict chain;
+    try {
+        chain = trustStore.verify(presented);
+    } catch (const CertificateError& e) {
+        return refuse(peer, "", std::string("unusable certificate: ") + e.what());
+    }
+    if (chain.kind == ChainVerdict::Kind::Invalid) {
+        std::string fp;
+        try {
+            fp = presented.empty() ? "" : inspect(presented.front()).fingerprint;
+        } catch (const CertificateError&) { }
+        return refuse(peer, fp, chain.reason);
+    }
+    const auto& leaf = chain.chain.front();
+    inventory::TlsIdentity id;
+    id.fingerprint = leaf.fingerprint;
+    id.subject = leaf.subject;
+    id.issuer = leaf.issuer;
+    std::string what;
+    if (chain.kind == ChainVerdict::Kind::Verified) {
+        id.manufacturer = chain.manufacturer->name;
+        try {
+            id.serial = deviceSerial(leaf, chain.manufacturer->serialSource);
+        } catch (const CertificateError& e) {
+            return refuse(peer, leaf.fingerprint, e.what());
+        }
+        what = "IDevID " + id.manufacturer + "/" + id.serial;
+    } else {
+        what = "self-signed certificate " + id.fingerprint;
+    }
+    id.derivedName = certToName(m_certToName, chain.chain);
+    auto contact = m_inventory.recordTlsContact(id, peer.address, now());
+    return fromContact(peer, contact, what);
+}
+
+Decision IdentityPolicy::refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason)
+{
+    m_inventory.addEvent(inventory::Event { .at = now(),
+        .kind = EventKind::Refused,
+        .connectionId = peer.connectionId,
+        .address = peer.address,
+        .fingerprint = fingerprint,
+        .detail = reason });
+    log::get(log::Identity)->warn("[{} {}] reject {}: {}", peer.connectionId, peer.address, fingerprint, reason);
+    return Decision { Verdict::Reject, std::nullopt, reason };
+}
+
+Decision IdentityPolicy::fromContact(const Peer& peer, const inventory::Contact& contact, const std::string& what)
+{
     Decision d;
     d.device = contact.device;
-    const auto& dev = d.device;
+    const auto& dev = contact.device;
     EventKind kind = EventKind::Refused;
     switch (dev.state) {
     case DeviceState::Approved:
         d.verdict = Verdict::Accept;
-        d.reason = "approved host key";
+        d.reason = dev.decidedBy == "pre-provisioned" && dev.attempts <= 1 ? "expected device (pre-provisioned)"
+                                                                           : "approved identity";
         kind = EventKind::Accepted;
         break;
     case DeviceState::Pending:
@@ -44,18 +101,21 @@ Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerpr
         if (dev.sameAddressAs) {
             auto known = m_inventory.findById(*dev.sameAddressAs);
             std::string knownName = known && known->name ? *known->name : "#" + std::to_string(*dev.sameAddressAs);
-            d.reason += "; new key from the last address of known device " + knownName
-                + " (re-imaged, replaced, or an impostor: `callhomectl rekey " + knownName + " " + fingerprint + "`)";
+            d.reason += "; new identity from the last address of known device " + knownName;
+            if (dev.transport == inventory::Transport::Ssh) {
+                d.reason += " (re-imaged, replaced, or an impostor: `callhomectl rekey " + knownName + " "
+                    + dev.fingerprint + "`)";
+            }
         }
         kind = EventKind::Pending;
         break;
     case DeviceState::Rejected:
         d.verdict = Verdict::Reject;
-        d.reason = "host key rejected by operator";
+        d.reason = "identity rejected by operator";
         break;
     case DeviceState::Revoked:
         d.verdict = Verdict::Reject;
-        d.reason = "host key revoked by operator";
+        d.reason = "identity revoked by operator";
         break;
     }
     m_inventory.addEvent(inventory::Event { .at = now(),
@@ -64,11 +124,12 @@ Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerpr
         .deviceName = dev.name.value_or(""),
         .connectionId = peer.connectionId,
         .address = peer.address,
-        .fingerprint = fingerprint,
+        .fingerprint = dev.fingerprint,
         .detail = d.reason });
     auto level = d.verdict == Verdict::Accept ? spdlog::level::info : spdlog::level::warn;
-    logger->log(level, "[{} {}] {} {} {}: {} (attempt {})", peer.connectionId, peer.address, toString(d.verdict),
-        keyType, fingerprint, d.reason, dev.attempts);
+    log::get(log::Identity)
+        ->log(level, "[{} {}] {} {}{}: {} (attempt {})", peer.connectionId, peer.address, toString(d.verdict), what,
+            dev.name ? " (" + *dev.name + ")" : "", d.reason, dev.attempts);
     return d;
 }
 } // namespace callhome::identity

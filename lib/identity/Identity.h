@@ -1,23 +1,30 @@
 #pragma once
+#include "identity/Certificate.h"
 #include "inventory/Types.h"
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace callhome::inventory {
 class Inventory;
-}
+struct Contact;
+} // namespace callhome::inventory
+
+struct x509_st;
 
 namespace callhome::identity {
+class TrustStore;
+
 enum class Verdict { Accept, Pending, Reject };
 
 /** The identity step's answer for one connection; nothing secret is sent to the device unless Accept. */
 struct Decision {
     Verdict verdict = Verdict::Reject;
-    inventory::Device device; ///< the device as recorded by this contact
+    std::optional<inventory::Device> device; ///< the device as recorded by this contact; none for an invalid chain
     std::string reason; ///< why, in operator words (also stored in the event log)
 };
 
-/** Where a connection comes from and what it presented. */
+/** Where a connection comes from. */
 struct Peer {
     std::string connectionId; ///< "C42"
     std::string address; ///< numeric, no port
@@ -26,12 +33,21 @@ struct Peer {
 /** Applies DESIGN.md's identity rules against the inventory and records the contact and the decision. */
 class IdentityPolicy {
 public:
-    explicit IdentityPolicy(inventory::Inventory& inventory);
+    IdentityPolicy(inventory::Inventory& inventory, std::vector<CertToNameRule> certToName = {});
     /** SSH: identity is the host key fingerprint. */
     Decision decideSsh(const Peer& peer, const std::string& fingerprint, const std::string& keyType);
+    /**
+     * TLS: the presented chain (leaf first) must verify to a manufacturer anchor — identity (manufacturer, serial read
+     * from the certificate) — or be a self-signed certificate, pinned by fingerprint once approved.
+     */
+    Decision decideTls(const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore);
 
 private:
+    Decision fromContact(const Peer& peer, const inventory::Contact& contact, const std::string& what);
+    Decision refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason);
+
     inventory::Inventory& m_inventory;
+    std::vector<CertToNameRule> m_certToName;
 };
 
 std::string toString(Verdict v);

@@ -83,6 +83,36 @@ std::unique_ptr<Session> Session::connectSsh(
     return s;
 }
 
+std::unique_ptr<Session> Session::connectTls(
+    UniqueFd in, UniqueFd out, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
+{
+    auto context = pool.forCapabilities(knownCapabilities);
+    nc_session* raw = nullptr;
+    {
+        std::unique_lock lock(context->mutex());
+        raw = nc_connect_inout(in.get(), out.get(), context->get());
+    }
+    if (!raw) {
+        throw SessionError("NETCONF session setup over TLS failed (<hello> or YANG modules; see debug log)");
+    }
+    // libnetconf2 never closes descriptors given to nc_connect_inout; close() does after nc_session_free.
+    auto socket = SocketRef::of(in.release());
+    std::unique_ptr<Session> s(new Session());
+    s->m_socketOut = SocketRef::of(out.release());
+    s->m_context = context;
+    s->m_session = raw;
+    s->m_fd = socket.fd;
+    s->m_socket = socket;
+    s->m_sessionId = nc_session_get_id(raw);
+    if (auto caps = nc_session_get_cpblts(raw)) {
+        for (size_t i = 0; caps[i]; ++i) {
+            s->m_capabilities.emplace_back(caps[i]);
+        }
+    }
+    pool.adopt(context, s->m_capabilities);
+    return s;
+}
+
 Session::~Session()
 {
     close();
@@ -130,6 +160,10 @@ bool Session::sendKeepalive()
     if (!m_session || nc_session_get_status(m_session) != NC_STATUS_RUNNING) {
         return false;
     }
+    if (!m_ssh) {
+        // TLS has no keepalive message; TCP keepalive (set on the socket) finds dead peers.
+        return true;
+    }
     return ssh_send_keepalive(m_ssh) == SSH_OK && ssh_is_connected(m_ssh);
 }
 
@@ -143,6 +177,7 @@ void Session::close()
     nc_session_free(m_session, nullptr); // sends <close-session> when still running
     m_session = nullptr;
     m_socket.closeIfStillOurs();
+    m_socketOut.closeIfStillOurs();
     m_ssh = nullptr;
 }
 } // namespace callhome::netconf

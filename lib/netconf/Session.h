@@ -1,6 +1,7 @@
 #pragma once
 #include "common/Error.h"
 #include "common/SocketRef.h"
+#include "common/UniqueFd.h"
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,13 @@ public:
      */
     static std::unique_ptr<Session> connectSsh(ssh_session_struct* ssh, SocketRef socket, ContextPool& pool,
         const std::vector<std::string>& knownCapabilities);
+    /**
+     * NETCONF over the plaintext end of a TLS session carried by the TlsPump (never over the SSL itself: see
+     * TlsPump): the device's bytes are read from `in`, ours written to `out`. Takes both in all cases. Throws
+     * SessionError.
+     */
+    static std::unique_ptr<Session> connectTls(
+        UniqueFd in, UniqueFd out, ContextPool& pool, const std::vector<std::string>& knownCapabilities);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -62,9 +70,10 @@ private:
     std::shared_ptr<Context> m_context;
     mutable std::mutex m_io;
     nc_session* m_session = nullptr;
-    ssh_session_struct* m_ssh = nullptr; ///< borrowed from m_session, for keepalives
+    ssh_session_struct* m_ssh = nullptr; ///< borrowed from m_session, for keepalives; null for TLS
     int m_fd = -1;
     SocketRef m_socket;
+    SocketRef m_socketOut; ///< TLS only: the second descriptor of the plaintext channel
     uint32_t m_sessionId = 0;
     std::vector<std::string> m_capabilities;
 };

@@ -1,6 +1,7 @@
 #include "server/Daemon.h"
 #include "common/Log.h"
 #include "identity/Identity.h"
+#include "identity/TrustStore.h"
 #include "inventory/Inventory.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
@@ -9,9 +10,12 @@
 #include "server/WorkerPool.h"
 #include "transport/SshHandshake.h"
 #include "transport/StationKey.h"
+#include "transport/TlsHandshake.h"
+#include "transport/TlsPump.h"
 #include <filesystem>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 namespace callhome::server {
@@ -50,7 +54,19 @@ Daemon::Daemon(config::Config config)
     m_runtime = std::make_unique<netconf::Runtime>();
     m_inventory = inventory::openSqlite(m_config.inventoryPath);
     logger->info("inventory {}", m_config.inventoryPath);
-    m_identity = std::make_unique<identity::IdentityPolicy>(*m_inventory);
+    std::vector<identity::CertToNameRule> rules;
+    if (m_config.hasTls()) {
+        m_trustStore = std::make_unique<identity::TrustStore>(
+            identity::TrustStore::load(*m_config.trustStore, m_config.manufacturers));
+        m_tlsContext = std::make_unique<transport::TlsClientContext>(
+            m_trustStore->stationCertificate(), m_trustStore->stationKey(), m_trustStore->stationChain());
+        m_tlsPump = std::make_unique<transport::TlsPump>();
+        for (const auto& r : m_config.certToName) {
+            rules.push_back({ r.id, r.fingerprint, identity::mapTypeFromString(r.mapType), r.name });
+        }
+        logger->info("trust store {}: {} manufacturer(s)", *m_config.trustStore, m_trustStore->manufacturers().size());
+    }
+    m_identity = std::make_unique<identity::IdentityPolicy>(*m_inventory, std::move(rules));
     m_contexts = std::make_unique<netconf::ContextPool>(m_config.yangSearchDirs);
     m_registry = std::make_unique<SessionRegistry>(*m_inventory,
         SessionRegistry::Options {
@@ -102,6 +118,10 @@ void Daemon::stop()
     if (m_registry) {
         m_registry->stop("listener shutting down");
     }
+    if (m_tlsPump) {
+        // After the registry: the <close-session> of TLS sessions travels through the pump.
+        m_tlsPump->stop();
+    }
     if (m_inventory) {
         try {
             m_inventory->listenerStopped(m_config.listenerId);
@@ -123,7 +143,11 @@ void Daemon::onAccept(Accepted&& accepted)
     bool queued = m_workers && m_workers->trySubmit([this, id, shared] {
         // The one exception boundary per connection: nothing a device does gets past it.
         try {
-            handleSsh(id, *shared);
+            if (shared->endpoint.transport == config::Transport::Tls) {
+                handleTls(id, *shared);
+            } else {
+                handleSsh(id, *shared);
+            }
         } catch (const std::exception& e) {
             log::get(log::Listener)->error("[{} {}] dropped: {}", id, shared->peerAddress, e.what());
         }
@@ -142,61 +166,24 @@ void Daemon::onAccept(Accepted&& accepted)
     }
 }
 
-void Daemon::handleSsh(const std::string& connectionId, Accepted& accepted)
+void Daemon::handshakeFailed(const std::string& connectionId, const std::string& address, const std::string& reason,
+    const std::optional<inventory::Device>& device, const std::string& fingerprint)
 {
-    auto logger = log::get(log::Ssh);
-    const auto& address = accepted.peerAddress;
-    auto failed = [&](const std::string& reason, std::optional<int64_t> deviceId = std::nullopt,
-                      const std::string& name = "", const std::string& fingerprint = "") {
-        logger->warn("[{} {}] handshake failed: {}", connectionId, address, reason);
-        m_inventory->addEvent(inventory::Event { .at = now(),
-            .kind = inventory::EventKind::HandshakeFailed,
-            .deviceId = deviceId,
-            .deviceName = name,
-            .connectionId = connectionId,
-            .address = address,
-            .fingerprint = fingerprint,
-            .detail = reason });
-    };
+    log::get(log::Listener)->warn("[{} {}] handshake failed: {}", connectionId, address, reason);
+    m_inventory->addEvent(inventory::Event { .at = now(),
+        .kind = inventory::EventKind::HandshakeFailed,
+        .deviceId = device ? std::optional(device->id) : std::nullopt,
+        .deviceName = device ? device->name.value_or("") : "",
+        .connectionId = connectionId,
+        .address = address,
+        .fingerprint = device ? device->fingerprint : fingerprint,
+        .detail = reason });
+}
 
-    auto deadline = std::chrono::steady_clock::now() + m_config.handshakeTimeout;
-    transport::SshHandshake ssh(std::move(accepted.socket), address, deadline);
-    transport::HostKey hostKey;
-    try {
-        hostKey = ssh.keyExchange();
-    } catch (const transport::HandshakeError& e) {
-        failed(e.what());
-        return;
-    }
-
-    auto decision = m_identity->decideSsh({ connectionId, address }, hostKey.fingerprint, hostKey.keyType);
-    const auto& device = decision.device;
+void Daemon::hold(const std::string& connectionId, const std::string& address, const inventory::Device& device,
+    std::unique_ptr<netconf::Session> session)
+{
     const std::string name = device.name.value_or("");
-    if (decision.verdict != identity::Verdict::Accept) {
-        // Turned away before user authentication: the device never sees our user name, key or password.
-        ssh.disconnect();
-        return;
-    }
-
-    transport::Credentials credentials { device.sshUser.value_or(m_config.sshUser), m_config.sshKeyFile,
-        m_config.sshPassword };
-    try {
-        ssh.authenticate(credentials);
-    } catch (const transport::HandshakeError& e) {
-        failed(e.what(), device.id, name, hostKey.fingerprint);
-        return;
-    }
-    logger->info("[{} {}] authenticated to {} as {}", connectionId, address, name, credentials.user);
-
-    std::unique_ptr<netconf::Session> session;
-    try {
-        // nc_connect_libssh takes the libssh session, on failure too.
-        auto socket = ssh.socket();
-        session = netconf::Session::connectSsh(ssh.release(), socket, *m_contexts, device.capabilities);
-    } catch (const netconf::SessionError& e) {
-        failed(e.what(), device.id, name, hostKey.fingerprint);
-        return;
-    }
     log::get(log::Netconf)
         ->info("[{} {}] NETCONF {} session {} with {} ({} capabilities)", connectionId, address, session->version(),
             session->sessionId(), name, session->capabilities().size());
@@ -204,8 +191,91 @@ void Daemon::handleSsh(const std::string& connectionId, Accepted& accepted)
         .deviceName = name,
         .connectionId = connectionId,
         .address = address,
-        .fingerprint = hostKey.fingerprint,
+        .fingerprint = device.fingerprint,
         .start = now(),
         .session = std::move(session) });
+}
+
+void Daemon::handleSsh(const std::string& connectionId, Accepted& accepted)
+{
+    const auto& address = accepted.peerAddress;
+    auto deadline = std::chrono::steady_clock::now() + m_config.handshakeTimeout;
+    transport::SshHandshake ssh(std::move(accepted.socket), address, deadline);
+    transport::HostKey hostKey;
+    try {
+        hostKey = ssh.keyExchange();
+    } catch (const transport::HandshakeError& e) {
+        handshakeFailed(connectionId, address, e.what());
+        return;
+    }
+
+    auto decision = m_identity->decideSsh({ connectionId, address }, hostKey.fingerprint, hostKey.keyType);
+    if (decision.verdict != identity::Verdict::Accept) {
+        // Turned away before user authentication: the device never sees our user name, key or password.
+        ssh.disconnect();
+        return;
+    }
+    const auto& device = *decision.device;
+    transport::Credentials credentials { device.sshUser.value_or(m_config.sshUser), m_config.sshKeyFile,
+        m_config.sshPassword };
+    try {
+        ssh.authenticate(credentials);
+    } catch (const transport::HandshakeError& e) {
+        handshakeFailed(connectionId, address, e.what(), device);
+        return;
+    }
+    log::get(log::Ssh)->info(
+        "[{} {}] authenticated to {} as {}", connectionId, address, device.name.value_or(""), credentials.user);
+    try {
+        auto socket = ssh.socket();
+        // nc_connect_libssh takes the libssh session, on failure too.
+        hold(connectionId, address, device,
+            netconf::Session::connectSsh(ssh.release(), socket, *m_contexts, device.capabilities));
+    } catch (const netconf::SessionError& e) {
+        handshakeFailed(connectionId, address, e.what(), device);
+    }
+}
+
+void Daemon::handleTls(const std::string& connectionId, Accepted& accepted)
+{
+    const auto& address = accepted.peerAddress;
+    auto deadline = std::chrono::steady_clock::now() + m_config.handshakeTimeout;
+    transport::TlsHandshake tls(*m_tlsContext, std::move(accepted.socket), deadline);
+    try {
+        tls.connect();
+    } catch (const transport::HandshakeError& e) {
+        handshakeFailed(connectionId, address, e.what());
+        return;
+    }
+    std::vector<X509*> chain = tls.peerChain();
+    std::unique_ptr<std::vector<X509*>, void (*)(std::vector<X509*>*)> chainGuard(&chain, [](std::vector<X509*>* c) {
+        for (auto* x : *c) {
+            X509_free(x);
+        }
+    });
+    auto decision = m_identity->decideTls({ connectionId, address }, chain, *m_trustStore);
+    if (decision.verdict != identity::Verdict::Accept) {
+        return; // ~TlsHandshake closes the connection; nothing but our (public) certificate was sent
+    }
+    const auto& device = *decision.device;
+    try {
+        // A device that refuses our certificate says so only after a TLS 1.3 handshake: find out here, with the
+        // device's own reason, before a NETCONF session is started.
+        tls.awaitHello();
+    } catch (const transport::HandshakeError& e) {
+        handshakeFailed(connectionId, address, e.what(), device);
+        return;
+    }
+    log::get(log::Listener)
+        ->info("[{} {}] {} session with {}", connectionId, address, tls.protocol(), device.name.value_or(""));
+    try {
+        auto socket = tls.socket();
+        auto channel = m_tlsPump->add(tls.release(), socket);
+        hold(connectionId, address, device,
+            netconf::Session::connectTls(
+                std::move(channel.in), std::move(channel.out), *m_contexts, device.capabilities));
+    } catch (const netconf::SessionError& e) {
+        handshakeFailed(connectionId, address, e.what(), device);
+    }
 }
 } // namespace callhome::server

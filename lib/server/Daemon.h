@@ -1,5 +1,6 @@
 #pragma once
 #include "config/Config.h"
+#include "inventory/Types.h"
 #include <atomic>
 #include <memory>
 #include <string>
@@ -10,10 +11,16 @@ class Inventory;
 }
 namespace callhome::identity {
 class IdentityPolicy;
-}
+class TrustStore;
+} // namespace callhome::identity
+namespace callhome::transport {
+class TlsClientContext;
+class TlsPump;
+} // namespace callhome::transport
 namespace callhome::netconf {
 class ContextPool;
 class Runtime;
+class Session;
 } // namespace callhome::netconf
 
 namespace callhome::server {
@@ -43,11 +50,19 @@ public:
 private:
     void onAccept(Accepted&& accepted);
     void handleSsh(const std::string& connectionId, Accepted& accepted);
+    void handleTls(const std::string& connectionId, Accepted& accepted);
+    void handshakeFailed(const std::string& connectionId, const std::string& address, const std::string& reason,
+        const std::optional<inventory::Device>& device = std::nullopt, const std::string& fingerprint = "");
+    void hold(const std::string& connectionId, const std::string& address, const inventory::Device& device,
+        std::unique_ptr<netconf::Session> session);
 
     config::Config m_config;
     std::string m_stationPublicKey;
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;
+    std::unique_ptr<identity::TrustStore> m_trustStore;
+    std::unique_ptr<transport::TlsClientContext> m_tlsContext;
+    std::unique_ptr<transport::TlsPump> m_tlsPump;
     std::unique_ptr<identity::IdentityPolicy> m_identity;
     std::unique_ptr<netconf::ContextPool> m_contexts;
     std::unique_ptr<SessionRegistry> m_registry;
