@@ -3,6 +3,7 @@
 #include "harness/Nc2Device.h"
 #include "harness/SshdDevice.h"
 #include "harness/Util.h"
+#include "netconf/Context.h"
 #include "server/SessionRegistry.h"
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
@@ -292,4 +293,34 @@ TEST_CASE("a device that goes away is recorded disconnected")
     f.waitForEvent(EventKind::SessionClosed, d.id);
     CHECK_FALSE(f.inventory().findById(d.id)->connected);
     CHECK_THAT(f.eventsOf(EventKind::SessionClosed, d.id).back().detail, Catch::Contains("closed the connection"));
+}
+
+TEST_CASE("devices advertising the same module set share one YANG context")
+{
+    CallhomeFixture f;
+    auto options = Nc2DeviceOptions { .hostKeyType = KeyType::Ed25519,
+        .user = "netconf",
+        .authorizedKeyLine = f.daemon->stationPublicKey(),
+        .retryMs = 200 };
+    Nc2Device a(f.dir, "127.0.0.1", f.portV4(), options);
+    Nc2Device b(f.dir, "127.0.0.1", f.portV4(), options);
+    auto da = f.waitForDevice(a.hostKeyFingerprint());
+    auto db = f.waitForDevice(b.hostKeyFingerprint());
+    f.inventory().approve(da.id, "same-a", std::nullopt);
+    f.inventory().approve(db.id, "same-b", std::nullopt);
+    f.waitForSessions(2);
+    // first sessions: nothing was known about the devices' modules, each built a context
+    CHECK(f.daemon->contexts().created() == 2);
+    CHECK(f.daemon->contexts().size() == 1);
+
+    // both call again (revoke ends the sessions, approve lets them back): now their module set is known
+    f.inventory().revoke(da.id);
+    f.inventory().revoke(db.id);
+    f.waitForSessions(0);
+    f.inventory().approve(da.id, std::nullopt, std::nullopt);
+    f.inventory().approve(db.id, std::nullopt, std::nullopt);
+    f.waitForSessions(2);
+    CHECK(f.daemon->contexts().created() == 2); // no new context: both use the pooled one
+    CHECK(f.daemon->contexts().size() == 1);
+    CHECK(hasCapability(*f.inventory().findById(db.id), "urn:ietf:params:netconf:base:1.1"));
 }

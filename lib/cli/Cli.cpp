@@ -465,18 +465,20 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->type_name("USER");
 
     auto* reject = app.add_subcommand("reject",
-        "Reject a pending (or approved) device's key: from its next call home on, callhomed closes the "
-        "connection after key exchange, before authenticating, and logs a refused event");
+        "Reject a pending (or approved) device's identity: a running callhomed ends its live session at once, and "
+        "from its next call home on closes the connection after key exchange, before authenticating, and logs a "
+        "refused event");
     reject->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
 
     auto* revoke = app.add_subcommand("revoke",
-        "Revoke an approved device's key (e.g. a decommissioned or compromised device): from its next call "
-        "home on, callhomed refuses it before authentication. 'approve' re-admits it");
+        "Revoke an approved device's identity (e.g. a decommissioned or compromised device): a running callhomed "
+        "ends its live session at once and refuses it before authentication from then on. 'approve' re-admits it");
     revoke->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
 
     auto* forget = app.add_subcommand("forget",
-        "Delete a device from the inventory (its events stay in the log). If it calls home again it is "
-        "recorded as a new pending device. Does not prompt; prints what was forgotten");
+        "Delete a device from the inventory (its events stay in the log); a running callhomed ends its live "
+        "session at once. If it calls home again it is recorded as a new pending device. Does not prompt; prints "
+        "what was forgotten");
     forget->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
     forget->add_flag("--yes,-y", o.yes, "Accepted for scripts; callhomectl never prompts");
 

@@ -58,8 +58,9 @@ public:
     virtual Contact recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at) = 0;
     /**
      * Pre-provisions devices (approved, transport tls, decidedBy "pre-provisioned", no contact yet) in one
-     * transaction: all or nothing. A serial already known for that manufacturer is a UsageError naming it (and the
-     * 1-based position in `devices`), unless it is already expected/approved with the same name (idempotent re-import).
+     * transaction: all or nothing. A serial already known for that manufacturer is an ExpectError
+     * (inventory/ExpectError.h, a UsageError) naming it and its 1-based position in `devices`, unless it is already
+     * expected/approved with the same name (idempotent re-import).
      */
     virtual std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) = 0;
     /** Registers a listener instance (unique id) and drops any sessions an earlier instance with that id left. */
@@ -83,8 +84,9 @@ public:
     /** Every device, ordered by id. */
     virtual std::vector<Device> devices() = 0;
     /**
-     * Resolves an operator's reference: exact name, numeric id, exact fingerprint, or an unambiguous prefix of a
-     * fingerprint (with or without "SHA256:"). Throws NotFound / Ambiguous with a message naming the candidates.
+     * Resolves an operator's reference: exact name, numeric id, exact fingerprint, exact serial number or
+     * MANUFACTURER/SERIAL, or an unambiguous fingerprint prefix (with or without "SHA256:", hex case-insensitive).
+     * Throws NotFound / Ambiguous with a message naming the candidates.
      */
     virtual Device resolve(const std::string& reference) = 0;
     virtual std::vector<Event> events(const EventFilter& filter) = 0;

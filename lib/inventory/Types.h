@@ -27,14 +27,14 @@ struct Device {
     std::string keyType; ///< SSH: "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", ...
     std::optional<std::string> sshUser; ///< user to authenticate as; nullopt = the config's default
     std::string lastAddress; ///< "192.0.2.7" or "2001:db8::1" (no port)
-    TimePoint firstSeen;
+    TimePoint firstSeen; ///< the epoch while attempts == 0 (pre-provisioned, never called home)
     TimePoint lastSeen;
     int64_t attempts = 0; ///< call-home attempts with this identity
     /// set on a new pending key that arrived from the last address of another known device
     /// (re-imaged/replaced/impostor)
     std::optional<int64_t> sameAddressAs;
     std::optional<TimePoint> decidedAt; ///< when state last changed by a decision
-    std::string decidedBy; ///< "operator", later "pre-provisioned"; empty while pending
+    std::string decidedBy; ///< "operator" or "pre-provisioned"; empty while pending
     // live status, computed from the sessions of listeners that are alive (heartbeat not stale)
     bool connected = false;
     std::optional<TimePoint> sessionStart;

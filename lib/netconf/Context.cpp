@@ -53,7 +53,10 @@ std::shared_ptr<Context> ContextPool::forCapabilities(const std::vector<std::str
             return it->second;
         }
     }
-    return std::make_shared<Context>(m_searchDirs);
+    auto context = std::make_shared<Context>(m_searchDirs);
+    std::lock_guard lock(m_mutex);
+    ++m_created;
+    return context;
 }
 
 void ContextPool::adopt(const std::shared_ptr<Context>& context, const std::vector<std::string>& capabilities)
@@ -63,6 +66,12 @@ void ContextPool::adopt(const std::shared_ptr<Context>& context, const std::vect
     }
     std::lock_guard lock(m_mutex);
     m_pool.try_emplace(keyOf(capabilities), context);
+}
+
+size_t ContextPool::created() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_created;
 }
 
 size_t ContextPool::size() const

@@ -43,6 +43,8 @@ public:
     /** Offers a context that served a session with `capabilities`; pooled unless one already is for that set. */
     void adopt(const std::shared_ptr<Context>& context, const std::vector<std::string>& capabilities);
     size_t size() const;
+    /** Contexts built so far (each one costs parsing, and <get-schema> round trips, for its module set). */
+    size_t created() const;
     /** The key of a module set: the sorted capability URIs, one per line. */
     static std::string keyOf(std::vector<std::string> capabilities);
 
@@ -50,5 +52,6 @@ private:
     std::vector<std::string> m_searchDirs;
     mutable std::mutex m_mutex;
     std::map<std::string, std::shared_ptr<Context>> m_pool;
+    size_t m_created = 0;
 };
 } // namespace callhome::netconf

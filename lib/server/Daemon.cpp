@@ -84,6 +84,11 @@ const std::vector<config::Endpoint>& Daemon::endpoints() const
     return m_listener->endpoints();
 }
 
+netconf::ContextPool& Daemon::contexts()
+{
+    return *m_contexts;
+}
+
 SessionRegistry& Daemon::registry()
 {
     return *m_registry;

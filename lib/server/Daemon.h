@@ -44,6 +44,7 @@ public:
     /** Bound endpoints (real ports). */
     const std::vector<config::Endpoint>& endpoints() const;
     SessionRegistry& registry();
+    netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
 
