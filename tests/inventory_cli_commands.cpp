@@ -1,3 +1,4 @@
+#include "ScratchDir.h"
 #include "cli/Cli.h"
 #include "common/Time.h"
 #include "inventory/Inventory.h"
@@ -16,28 +17,13 @@ using inventory::DeviceState;
 using inventory::Transport;
 using nlohmann::json;
 
+using callhome::test::ScratchDir;
+
 namespace {
 const std::string FpEdge = "SHA256:edgeKey1aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z";
 const std::string FpNew = "SHA256:newKey2aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA";
 const std::string FpAmb1 = "SHA256:AAAAx3aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zB";
 const std::string FpAmb2 = "SHA256:AAAAy4aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zC";
-
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-cli-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 struct Result {
     int code;
@@ -81,7 +67,7 @@ std::vector<std::string> lines(const std::string& text)
 }
 
 struct Fixture {
-    TempDir dir;
+    ScratchDir dir;
     std::string state = (dir.path / "state").string();
     std::string db = (dir.path / "state" / "inventory.db").string();
     std::unique_ptr<inventory::Inventory> inv;
@@ -443,7 +429,7 @@ TEST_CASE("--help describes the program and every subcommand")
 
 TEST_CASE("station-key prints the public key line, never creates the key")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto state = (dir.path / "state").string();
     auto keyPath = transport::defaultStationKeyPath(state);
 

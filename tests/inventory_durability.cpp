@@ -1,4 +1,5 @@
 // Concurrency with readers and other writers, change notification, and crash safety under kill -9.
+#include "ScratchDir.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
 #include <catch2/catch.hpp>
@@ -17,25 +18,9 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 
-namespace {
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-inventory-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string db() const { return (path / "inventory.sqlite").string(); }
-};
+using callhome::test::ScratchDir;
 
+namespace {
 struct RawClose {
     void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
 };
@@ -115,7 +100,7 @@ std::string nameOf(int n)
 
 TEST_CASE("writes continue while another connection holds a read transaction")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto writer = openSqlite(dir.db());
     for (int i = 0; i < 5; ++i) {
         writer->recordContact(Transport::Ssh, fingerprint(i), "ssh-ed25519", "192.0.2.1", now());
@@ -143,7 +128,7 @@ TEST_CASE("writes continue while another connection holds a read transaction")
 
 TEST_CASE("changeCounter moves on own and other connections' commits")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto daemon = openSqlite(dir.db());
     auto ctl = openSqliteExisting(dir.db());
     auto d = daemon->recordContact(Transport::Ssh, fingerprint(1), "ssh-ed25519", "192.0.2.1", now()).device;
@@ -174,7 +159,7 @@ TEST_CASE("changeCounter moves on own and other connections' commits")
 
 TEST_CASE("a writer blocked beyond the busy timeout gets a clear error")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto d = inv->recordContact(Transport::Ssh, fingerprint(1), "ssh-ed25519", "192.0.2.1", now()).device;
 
@@ -193,7 +178,7 @@ TEST_CASE("a writer blocked beyond the busy timeout gets a clear error")
 
 TEST_CASE("kill -9 loses no reported approval and leaves a clean database")
 {
-    TempDir dir;
+    ScratchDir dir;
     const auto path = dir.db();
     std::set<int> reported;
     int next = 0;

@@ -1,4 +1,5 @@
 // Opening, migrating and refusing inventory files; the public views and the append-only event log.
+#include "ScratchDir.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
 #include <catch2/catch.hpp>
@@ -14,25 +15,9 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 
-namespace {
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-inventory-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string db() const { return (path / "inventory.sqlite").string(); }
-};
+using callhome::test::ScratchDir;
 
+namespace {
 const std::string FpA = "SHA256:abcdEFGHijklMNOPqrstUVWXyz0123456789+/AbCdE";
 
 std::string readBytes(const std::string& path)
@@ -111,7 +96,7 @@ std::string value(const std::vector<std::pair<std::string, std::string>>& r, con
 
 TEST_CASE("a new inventory is created, marked and migrated")
 {
-    TempDir dir;
+    ScratchDir dir;
     int64_t id;
     {
         auto inv = openSqlite(dir.db());
@@ -133,7 +118,7 @@ TEST_CASE("a new inventory is created, marked and migrated")
 
 TEST_CASE("openSqliteExisting neither creates nor migrates")
 {
-    TempDir dir;
+    ScratchDir dir;
     REQUIRE_THROWS_WITH(openSqliteExisting(dir.db()), "no inventory at " + dir.db());
     REQUIRE(!fs::exists(dir.db()));
 
@@ -161,7 +146,7 @@ TEST_CASE("openSqliteExisting neither creates nor migrates")
 
 TEST_CASE("files that are not a usable inventory are refused untouched")
 {
-    TempDir dir;
+    ScratchDir dir;
     const auto path = dir.db();
     std::string expected;
 
@@ -234,7 +219,7 @@ TEST_CASE("files that are not a usable inventory are refused untouched")
 
 TEST_CASE("events are append-only")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.1", now()).device;
     inv->addEvent({ .at = now(), .kind = EventKind::Pending, .deviceId = d.id, .detail = "first contact" });
@@ -256,7 +241,7 @@ TEST_CASE("events are append-only")
 
 TEST_CASE("public views")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     const auto seen = TimePoint(std::chrono::milliseconds(1'700'000'000'007));
     auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "2001:db8::7", seen).device;
@@ -318,7 +303,7 @@ TEST_CASE("public views")
 
 TEST_CASE("public views: TLS devices (since schema version 2)")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     const auto fp = std::string("SHA256:AB:CD:EF:01");
     auto expected = inv->expect({ { .serial = "SN0001", .manufacturer = "example", .name = "r-1" },
@@ -403,7 +388,7 @@ void createVersion1(const std::string& path, int64_t nowMs)
 
 TEST_CASE("migration 1 -> 2 keeps devices, events, sessions and references")
 {
-    TempDir dir;
+    ScratchDir dir;
     createVersion1(dir.db(), now().time_since_epoch().count());
     {
         auto db = raw(dir.db());

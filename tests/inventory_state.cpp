@@ -1,4 +1,5 @@
 // The inventory's state machine and queries, against a real SQLite file in a temp dir.
+#include "ScratchDir.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
 #include <catch2/catch.hpp>
@@ -11,25 +12,9 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 
-namespace {
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-inventory-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string db() const { return (path / "inventory.sqlite").string(); }
-};
+using callhome::test::ScratchDir;
 
+namespace {
 const std::string FpA = "SHA256:abcdEFGHijklMNOPqrstUVWXyz0123456789+/AbCdE";
 const std::string FpB = "SHA256:abcdXYZ1ijklMNOPqrstUVWXyz0123456789+/AbCdE";
 const std::string FpC = "SHA256:Zz9yxwvutsrqponmlkjihgfedcba9876543210+/QQQ";
@@ -64,7 +49,7 @@ TEST_CASE("string conversions")
 
 TEST_CASE("contacts create pending devices and count attempts")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
 
     auto first = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", at(1'000'000));
@@ -98,7 +83,7 @@ TEST_CASE("contacts create pending devices and count attempts")
 
 TEST_CASE("operator state machine")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto d = pending(*inv, FpA);
 
@@ -203,7 +188,7 @@ TEST_CASE("operator state machine")
 
 TEST_CASE("resolve references")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto a = pending(*inv, FpA);
     auto b = pending(*inv, FpB);
@@ -244,7 +229,7 @@ TEST_CASE("resolve references")
 
 TEST_CASE("sameAddressAs flags a new key from a known device's address")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto oldDev = inv->recordContact(Transport::Ssh, FpA, "ssh-rsa", "192.0.2.10", at(1000)).device;
     auto olderDev = inv->recordContact(Transport::Ssh, FpD, "ssh-rsa", "192.0.2.10", at(500)).device;
@@ -271,7 +256,7 @@ TEST_CASE("sameAddressAs flags a new key from a known device's address")
 
 TEST_CASE("rekey moves a device to a new key and retires the old one")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto dev = inv->recordContact(Transport::Ssh, FpA, "ssh-rsa", "192.0.2.10", at(1000)).device;
     inv->approve(dev.id, std::string("edge-7"), std::string("admin"));
@@ -339,7 +324,7 @@ TEST_CASE("rekey moves a device to a new key and retires the old one")
 
 TEST_CASE("forget deletes the device and keeps its history readable")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto d = pending(*inv, FpA, "192.0.2.5");
     inv->approve(d.id, std::string("gone"), std::nullopt);
@@ -375,7 +360,7 @@ TEST_CASE("forget deletes the device and keeps its history readable")
 
 TEST_CASE("event log filters")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto a = pending(*inv, FpA);
     auto b = pending(*inv, FpB);
@@ -419,7 +404,7 @@ TEST_CASE("event log filters")
 
 TEST_CASE("connected follows live sessions of listeners with a fresh heartbeat")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto d = pending(*inv, FpA);
     inv->approve(d.id, std::string("edge-1"), std::nullopt);

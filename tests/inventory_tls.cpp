@@ -1,5 +1,6 @@
 // TLS devices in the inventory: 802.1AR identities, pre-provisioning from shipping data, pinned self-signed
 // certificates, certificate renewal and references by serial number; against a real SQLite file in a temp dir.
+#include "ScratchDir.h"
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include <catch2/catch.hpp>
@@ -10,25 +11,9 @@ namespace fs = std::filesystem;
 using namespace callhome;
 using namespace callhome::inventory;
 
-namespace {
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-inventory-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string db() const { return (path / "inventory.sqlite").string(); }
-};
+using callhome::test::ScratchDir;
 
+namespace {
 const std::string Fp1 = "SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
                         "23:45:67:89";
 const std::string Fp2 = "SHA256:AB:CD:99:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
@@ -58,7 +43,7 @@ TlsIdentity selfSigned(const std::string& fingerprint)
 }
 
 struct Fixture {
-    TempDir dir;
+    ScratchDir dir;
     std::unique_ptr<Inventory> inv = openSqlite(dir.db());
 };
 } // namespace

@@ -1,3 +1,4 @@
+#include "ScratchDir.h"
 #include "transport/SshPtr.h"
 #include "transport/StationKey.h"
 #include <array>
@@ -10,18 +11,9 @@
 using namespace callhome::transport;
 namespace fs = std::filesystem;
 
-namespace {
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/callhome-unit-transport-XXXXXX";
-        REQUIRE(mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
+using callhome::test::ScratchDir;
 
+namespace {
 std::string run(const std::string& cmd)
 {
     std::string out;
@@ -47,7 +39,7 @@ std::string keygenFingerprint(const fs::path& pub)
 
 TEST_CASE("fingerprints match ssh-keygen -l -E sha256")
 {
-    TempDir dir;
+    ScratchDir dir;
     for (const char* type : { "ed25519", "ecdsa", "rsa" }) {
         INFO(type);
         auto key = dir.path / type;
@@ -61,7 +53,7 @@ TEST_CASE("fingerprints match ssh-keygen -l -E sha256")
 
 TEST_CASE("station key is generated private and reloaded")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto path = (dir.path / "state" / "station-key").string();
     auto created = loadStationKey(path, true);
     struct stat st { };
@@ -84,7 +76,7 @@ TEST_CASE("station key is generated private and reloaded")
 
 TEST_CASE("key files accessible by others are refused")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto path = (dir.path / "station-key").string();
     loadStationKey(path, true);
     ::chmod(path.c_str(), 0644);
@@ -95,7 +87,7 @@ TEST_CASE("key files accessible by others are refused")
 
 TEST_CASE("missing or garbage key files")
 {
-    TempDir dir;
+    ScratchDir dir;
     REQUIRE_THROWS_WITH(loadStationKey((dir.path / "nope").string(), false), Catch::Contains("nope"));
     auto garbage = dir.path / "garbage";
     std::ofstream(garbage) << "not a key\n";

@@ -1,6 +1,7 @@
 #include "netconf/Session.h"
 #include "common/Log.h"
 #include "netconf/Context.h"
+#include <functional>
 #include <libnetconf2/log.h>
 #include <libnetconf2/session_client.h>
 #include <libssh/libssh.h>
@@ -52,27 +53,22 @@ Runtime::~Runtime()
     nc_client_destroy();
 }
 
-std::unique_ptr<Session> Session::connectSsh(
-    ssh_session_struct* ssh, SocketRef socket, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
+std::unique_ptr<Session> Session::connect(ContextPool& pool, const std::vector<std::string>& knownCapabilities,
+    const std::function<nc_session*(ly_ctx*)>& connectWith)
 {
-    int fd = ssh_get_fd(ssh);
     auto context = pool.forCapabilities(knownCapabilities);
     nc_session* raw = nullptr;
     {
         // libnetconf2 loads the device's modules into the context while connecting.
         std::unique_lock lock(context->mutex());
-        raw = nc_connect_libssh(ssh, context->get()); // takes `ssh`, success or not
+        raw = connectWith(context->get());
     }
     if (!raw) {
-        socket.closeIfStillOurs();
-        throw SessionError("NETCONF session setup failed (netconf subsystem, <hello> or YANG modules; see debug log)");
+        return nullptr;
     }
     std::unique_ptr<Session> s(new Session());
     s->m_context = context;
     s->m_session = raw;
-    s->m_ssh = ssh;
-    s->m_fd = fd;
-    s->m_socket = socket;
     s->m_sessionId = nc_session_get_id(raw);
     if (auto caps = nc_session_get_cpblts(raw)) {
         for (size_t i = 0; caps[i]; ++i) {
@@ -83,33 +79,33 @@ std::unique_ptr<Session> Session::connectSsh(
     return s;
 }
 
+std::unique_ptr<Session> Session::connectSsh(
+    ssh_session_struct* ssh, SocketRef socket, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
+{
+    int fd = ssh_get_fd(ssh);
+    // nc_connect_libssh takes `ssh`, success or not.
+    auto s = connect(pool, knownCapabilities, [ssh](ly_ctx* ctx) { return nc_connect_libssh(ssh, ctx); });
+    if (!s) {
+        socket.closeIfStillOurs();
+        throw SessionError("NETCONF session setup failed (netconf subsystem, <hello> or YANG modules; see debug log)");
+    }
+    s->m_ssh = ssh;
+    s->m_fd = fd;
+    s->m_socket = socket;
+    return s;
+}
+
 std::unique_ptr<Session> Session::connectTls(
     UniqueFd in, UniqueFd out, ContextPool& pool, const std::vector<std::string>& knownCapabilities)
 {
-    auto context = pool.forCapabilities(knownCapabilities);
-    nc_session* raw = nullptr;
-    {
-        std::unique_lock lock(context->mutex());
-        raw = nc_connect_inout(in.get(), out.get(), context->get());
-    }
-    if (!raw) {
+    auto s = connect(pool, knownCapabilities, [&](ly_ctx* ctx) { return nc_connect_inout(in.get(), out.get(), ctx); });
+    if (!s) {
         throw SessionError("NETCONF session setup over TLS failed (<hello> or YANG modules; see debug log)");
     }
     // libnetconf2 never closes descriptors given to nc_connect_inout; close() does after nc_session_free.
-    auto socket = SocketRef::of(in.release());
-    std::unique_ptr<Session> s(new Session());
+    s->m_socket = SocketRef::of(in.release());
     s->m_socketOut = SocketRef::of(out.release());
-    s->m_context = context;
-    s->m_session = raw;
-    s->m_fd = socket.fd;
-    s->m_socket = socket;
-    s->m_sessionId = nc_session_get_id(raw);
-    if (auto caps = nc_session_get_cpblts(raw)) {
-        for (size_t i = 0; caps[i]; ++i) {
-            s->m_capabilities.emplace_back(caps[i]);
-        }
-    }
-    pool.adopt(context, s->m_capabilities);
+    s->m_fd = s->m_socket.fd;
     return s;
 }
 

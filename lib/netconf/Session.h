@@ -2,12 +2,14 @@
 #include "common/Error.h"
 #include "common/SocketRef.h"
 #include "common/UniqueFd.h"
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 struct nc_session;
+struct ly_ctx;
 struct ssh_session_struct;
 
 namespace callhome::netconf {
@@ -66,6 +68,9 @@ public:
 
 private:
     Session() = default;
+    /** Runs `connectWith` on a context for the device's module set; nullptr when libnetconf2 failed. */
+    static std::unique_ptr<Session> connect(ContextPool& pool, const std::vector<std::string>& knownCapabilities,
+        const std::function<nc_session*(ly_ctx*)>& connectWith);
     // Destroyed after m_session: the session borrows the context.
     std::shared_ptr<Context> m_context;
     mutable std::mutex m_io;
