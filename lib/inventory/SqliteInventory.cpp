@@ -964,6 +964,25 @@ Device SqliteInventory::approve(
     return result;
 }
 
+Device SqliteInventory::setStateByOperator(
+    const Device& d, DeviceState state, EventKind kind, const std::string& detail, const char* purpose)
+{
+    const auto at = now();
+    m_db.prepare("UPDATE devices SET state = ?1, decided_at = ?2, decided_by = ?3 WHERE id = ?4", purpose)
+        .bind(1, toString(state))
+        .bind(2, toMs(at))
+        .bind(3, std::string(DecidedByOperator))
+        .bind(4, d.id)
+        .run();
+    appendEvent({ .at = at,
+        .kind = kind,
+        .deviceId = d.id,
+        .deviceName = d.name.value_or(""),
+        .fingerprint = d.fingerprint,
+        .detail = detail });
+    return requireDevice(d.id);
+}
+
 Device SqliteInventory::reject(int64_t deviceId)
 {
     std::lock_guard lock(m_mutex);
@@ -975,20 +994,8 @@ Device SqliteInventory::reject(int64_t deviceId)
     if (d.state == DeviceState::Revoked) {
         throw UsageError(describe(d) + " is revoked; it is refused already");
     }
-    const auto at = now();
-    m_db.prepare("UPDATE devices SET state = 'rejected', decided_at = ?1, decided_by = ?2 WHERE id = ?3",
-            "rejecting a device")
-        .bind(1, toMs(at))
-        .bind(2, std::string(DecidedByOperator))
-        .bind(3, d.id)
-        .run();
-    appendEvent({ .at = at,
-        .kind = EventKind::Rejected,
-        .deviceId = d.id,
-        .deviceName = d.name.value_or(""),
-        .fingerprint = d.fingerprint,
-        .detail = fmt::format("rejected (was {})", toString(d.state)) });
-    auto result = requireDevice(d.id);
+    auto result = setStateByOperator(d, DeviceState::Rejected, EventKind::Rejected,
+        fmt::format("rejected (was {})", toString(d.state)), "rejecting a device");
     tx.commit();
     return result;
 }
@@ -1007,20 +1014,8 @@ Device SqliteInventory::revoke(int64_t deviceId)
     case DeviceState::Approved:
         break;
     }
-    const auto at = now();
-    m_db.prepare(
-            "UPDATE devices SET state = 'revoked', decided_at = ?1, decided_by = ?2 WHERE id = ?3", "revoking a device")
-        .bind(1, toMs(at))
-        .bind(2, std::string(DecidedByOperator))
-        .bind(3, d.id)
-        .run();
-    appendEvent({ .at = at,
-        .kind = EventKind::Revoked,
-        .deviceId = d.id,
-        .deviceName = d.name.value_or(""),
-        .fingerprint = d.fingerprint,
-        .detail = "revoked (was approved)" });
-    auto result = requireDevice(d.id);
+    auto result = setStateByOperator(
+        d, DeviceState::Revoked, EventKind::Revoked, "revoked (was approved)", "revoking a device");
     tx.commit();
     return result;
 }

@@ -68,6 +68,9 @@ private:
     Device requireDevice(int64_t id);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);
+    /** An operator's decision: sets the state, logs `kind` with `detail`, returns the device as stored. */
+    Device setStateByOperator(
+        const Device& d, DeviceState state, EventKind kind, const std::string& detail, const char* purpose);
 
     std::string m_path;
     std::mutex m_mutex;

@@ -127,8 +127,17 @@ void SessionRegistry::reconcile()
             held.emplace_back(token, live->deviceId);
         }
     }
+    if (held.empty()) {
+        return;
+    }
+    // One query for all: every call-home attempt changes the inventory, so this runs often under load.
+    std::map<int64_t, inventory::Device> devices;
+    for (auto& d : m_inventory.devices()) {
+        devices.emplace(d.id, std::move(d));
+    }
     for (const auto& [token, deviceId] : held) {
-        auto device = m_inventory.findById(deviceId);
+        auto it = devices.find(deviceId);
+        auto device = it == devices.end() ? std::nullopt : std::optional(it->second);
         if (!device) {
             closeByToken(token, "device forgotten by operator");
         } else if (device->state == inventory::DeviceState::Revoked) {
