@@ -1,5 +1,6 @@
 // Proves the test peers are real call-home devices, using libnetconf2's own client-side call-home accept as an
 // independent reference management station (not our listener).
+#include "ReferenceClient.h"
 #include "harness/HostKey.h"
 #include "harness/Loopback.h"
 #include "harness/Nc2Device.h"
@@ -16,40 +17,10 @@
 
 using namespace callhome::test;
 using namespace std::chrono_literals;
+using namespace callhome::test::reference;
 
 namespace {
 constexpr const char* kIetfModules = "/usr/share/yuma/modules/ietf";
-
-struct NcSessionFree {
-    void operator()(nc_session* s) const noexcept { nc_session_free(s, nullptr); }
-};
-using NcSessionPtr = std::unique_ptr<nc_session, NcSessionFree>;
-
-struct NcRpcFree {
-    void operator()(nc_rpc* r) const noexcept { nc_rpc_free(r); }
-};
-using NcRpcPtr = std::unique_ptr<nc_rpc, NcRpcFree>;
-
-struct LydFree {
-    void operator()(lyd_node* n) const noexcept { lyd_free_all(n); }
-};
-using LydPtr = std::unique_ptr<lyd_node, LydFree>;
-
-struct CFree {
-    void operator()(char* p) const noexcept { std::free(p); }
-};
-using CStringPtr = std::unique_ptr<char, CFree>;
-
-/** libnetconf2's client init, once per process. */
-struct NcClientLibrary {
-    NcClientLibrary()
-    {
-        nc_client_init();
-        // Building a context from netconfd's yuma modules warns a lot; only errors matter here.
-        ly_log_level(LY_LLERR);
-    }
-    ~NcClientLibrary() { nc_client_destroy(); }
-};
 
 int hostkeyCheck(const char*, ssh_session session, void* priv)
 {
@@ -125,42 +96,6 @@ private:
     uint16_t m_port = 0;
 };
 
-bool hasBaseCapability(nc_session* session)
-{
-    for (auto* cap = nc_session_get_cpblts(session); cap && *cap; ++cap) {
-        if (!std::strcmp(*cap, "urn:ietf:params:netconf:base:1.1")
-            || !std::strcmp(*cap, "urn:ietf:params:netconf:base:1.0")) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/** Sends `rpc` and returns the reply data printed as XML; fails the test on an error reply. */
-std::string call(nc_session* session, nc_rpc* rpc)
-{
-    uint64_t msgid = 0;
-    REQUIRE(nc_send_rpc(session, rpc, 5000, &msgid) == NC_MSG_RPC);
-    lyd_node* envp = nullptr;
-    lyd_node* op = nullptr;
-    NC_MSG_TYPE type = nc_recv_reply(session, rpc, msgid, 10000, &envp, &op);
-    LydPtr envpOwner(envp);
-    LydPtr opOwner(op);
-    REQUIRE(type == NC_MSG_REPLY);
-    REQUIRE(op);
-    char* raw = nullptr;
-    lyd_print_mem(&raw, op, LYD_XML, LYD_PRINT_WITHSIBLINGS);
-    CStringPtr text(raw);
-    return text ? std::string(text.get()) : std::string();
-}
-
-void checkSession(nc_session* session)
-{
-    REQUIRE(hasBaseCapability(session));
-    NcRpcPtr get(nc_rpc_get(nullptr, NC_WD_UNKNOWN, NC_PARAMTYPE_CONST));
-    auto data = call(session, get.get());
-    REQUIRE(data.find("ietf-netconf-monitoring") != std::string::npos);
-}
 } // namespace
 
 TEST_CASE("sshd + netconfd device calls home and serves NETCONF")

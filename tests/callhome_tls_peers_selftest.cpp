@@ -2,6 +2,7 @@
 // IDevID and demands the station's client certificate). The reference station is libnetconf2's own client-side
 // call-home accept, not our listener; raw OpenSSL clients check what libnetconf2's client cannot do or show
 // (present no certificate, read the peer chain, speak TLS 1.0).
+#include "ReferenceClient.h"
 #include "harness/DevPki.h"
 #include "harness/Loopback.h"
 #include "harness/Nc2Device.h"
@@ -23,29 +24,10 @@
 
 using namespace callhome::test;
 using namespace std::chrono_literals;
+using namespace callhome::test::reference;
 
 namespace {
 constexpr const char* kIetfModules = "/usr/share/yuma/modules/ietf";
-
-struct NcSessionFree {
-    void operator()(nc_session* s) const noexcept { nc_session_free(s, nullptr); }
-};
-using NcSessionPtr = std::unique_ptr<nc_session, NcSessionFree>;
-
-struct NcRpcFree {
-    void operator()(nc_rpc* r) const noexcept { nc_rpc_free(r); }
-};
-using NcRpcPtr = std::unique_ptr<nc_rpc, NcRpcFree>;
-
-struct LydFree {
-    void operator()(lyd_node* n) const noexcept { lyd_free_all(n); }
-};
-using LydPtr = std::unique_ptr<lyd_node, LydFree>;
-
-struct CFree {
-    void operator()(char* p) const noexcept { std::free(p); }
-};
-using CStringPtr = std::unique_ptr<char, CFree>;
 
 struct SslCtxFree {
     void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
@@ -61,17 +43,6 @@ struct X509Free {
     void operator()(X509* x) const noexcept { X509_free(x); }
 };
 using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-/** libnetconf2's client init, once per process. */
-struct NcClientLibrary {
-    NcClientLibrary()
-    {
-        nc_client_init();
-        // Building a context from netconfd's yuma modules warns a lot; only errors matter here.
-        ly_log_level(LY_LLERR);
-    }
-    ~NcClientLibrary() { nc_client_destroy(); }
-};
 
 /**
  * The reference station: libnetconf2's TLS call-home listener on 127.0.0.1 (port picked at run time), presenting
@@ -113,42 +84,10 @@ private:
     uint16_t m_port = 0;
 };
 
-bool hasBaseCapability(nc_session* session)
-{
-    for (auto* cap = nc_session_get_cpblts(session); cap && *cap; ++cap) {
-        if (!std::strcmp(*cap, "urn:ietf:params:netconf:base:1.1")
-            || !std::strcmp(*cap, "urn:ietf:params:netconf:base:1.0")) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/** Sends `rpc` and returns the reply data printed as XML; fails the test on an error reply. */
-std::string call(nc_session* session, nc_rpc* rpc)
-{
-    uint64_t msgid = 0;
-    REQUIRE(nc_send_rpc(session, rpc, 5000, &msgid) == NC_MSG_RPC);
-    lyd_node* envp = nullptr;
-    lyd_node* op = nullptr;
-    NC_MSG_TYPE type = nc_recv_reply(session, rpc, msgid, 10000, &envp, &op);
-    LydPtr envpOwner(envp);
-    LydPtr opOwner(op);
-    REQUIRE(type == NC_MSG_REPLY);
-    REQUIRE(op);
-    char* raw = nullptr;
-    lyd_print_mem(&raw, op, LYD_XML, LYD_PRINT_WITHSIBLINGS);
-    CStringPtr text(raw);
-    return text ? std::string(text.get()) : std::string();
-}
-
-void checkSession(nc_session* session)
+void checkTlsSession(nc_session* session)
 {
     REQUIRE(nc_session_get_ti(session) == NC_TI_OPENSSL);
-    REQUIRE(hasBaseCapability(session));
-    NcRpcPtr get(nc_rpc_get(nullptr, NC_WD_UNKNOWN, NC_PARAMTYPE_CONST));
-    auto data = call(session, get.get());
-    REQUIRE(data.find("ietf-netconf-monitoring") != std::string::npos);
+    checkSession(session);
 }
 
 X509Ptr loadCert(const std::string& path)
@@ -263,7 +202,7 @@ TEST_CASE("stunnel + netconfd device (sn-0001) calls home over TLS and serves NE
 
     auto& attempt = device.callHome("127.0.0.1", client.port());
     auto session = client.accept(30s);
-    checkSession(session.get());
+    checkTlsSession(session.get());
     REQUIRE(device.tlsHandshakes() == 1);
     REQUIRE(device.netconfSessions() == 1);
     REQUIRE(device.peerVerificationFailures() == 0);
@@ -290,7 +229,7 @@ TEST_CASE("libnetconf2 device (hwmn-0002) calls home over TLS and serves NETCONF
     REQUIRE(device.hostKeyFingerprint().empty());
 
     auto session = client.accept(30s);
-    checkSession(session.get());
+    checkTlsSession(session.get());
 
     NcRpcPtr getSchema(nc_rpc_getschema("ietf-netconf-monitoring", nullptr, "yang", NC_PARAMTYPE_CONST));
     REQUIRE(call(session.get(), getSchema.get()).find("module ietf-netconf-monitoring") != std::string::npos);
