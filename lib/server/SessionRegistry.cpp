@@ -3,6 +3,7 @@
 #include "common/Log.h"
 #include "inventory/Inventory.h"
 #include "netconf/Session.h"
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sys/epoll.h>
@@ -135,16 +136,38 @@ void SessionRegistry::reconcile()
     for (auto& d : m_inventory.devices()) {
         devices.emplace(d.id, std::move(d));
     }
+    std::vector<std::pair<uint64_t, std::string>> closing;
     for (const auto& [token, deviceId] : held) {
         auto it = devices.find(deviceId);
-        auto device = it == devices.end() ? std::nullopt : std::optional(it->second);
-        if (!device) {
-            closeByToken(token, "device forgotten by operator");
-        } else if (device->state == inventory::DeviceState::Revoked) {
-            closeByToken(token, "host key revoked by operator");
-        } else if (device->state != inventory::DeviceState::Approved) {
-            closeByToken(token, "device " + inventory::toString(device->state) + " by operator");
+        if (it == devices.end()) {
+            closing.emplace_back(token, "device forgotten by operator");
+        } else if (it->second.state == inventory::DeviceState::Revoked) {
+            closing.emplace_back(token, "identity revoked by operator");
+        } else if (it->second.state != inventory::DeviceState::Approved) {
+            closing.emplace_back(token, "device " + inventory::toString(it->second.state) + " by operator");
         }
+    }
+    closeMany(closing);
+}
+
+void SessionRegistry::closeMany(const std::vector<std::pair<uint64_t, std::string>>& closing)
+{
+    // Each close waits up to libnetconf2's <close-session> reply timeout (200 ms in 2.0.24) for a silent peer, so a
+    // batch (mass revocation, shutdown) is closed by several threads, started only for the batch.
+    constexpr size_t kMaxClosers = 16;
+    std::atomic<size_t> next { 0 };
+    auto worker = [&] {
+        for (size_t i; (i = next++) < closing.size();) {
+            closeByToken(closing[i].first, closing[i].second);
+        }
+    };
+    std::vector<std::thread> helpers;
+    for (size_t i = 1; i < std::min(kMaxClosers, closing.size()); ++i) {
+        helpers.emplace_back(worker);
+    }
+    worker();
+    for (auto& t : helpers) {
+        t.join();
     }
 }
 
@@ -230,16 +253,14 @@ void SessionRegistry::stop(const std::string& reason)
     if (m_thread.joinable()) {
         m_thread.join();
     }
-    std::vector<uint64_t> tokens;
+    std::vector<std::pair<uint64_t, std::string>> closing;
     {
         std::lock_guard lock(m_mutex);
         for (const auto& [token, live] : m_sessions) {
-            tokens.push_back(token);
+            closing.emplace_back(token, reason);
         }
     }
-    for (auto token : tokens) {
-        closeByToken(token, reason);
-    }
+    closeMany(closing);
 }
 
 std::vector<SessionInfo> SessionRegistry::sessions() const

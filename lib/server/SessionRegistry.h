@@ -68,6 +68,8 @@ public:
 private:
     void run();
     void closeByToken(uint64_t token, const std::string& reason);
+    /** Closes several sessions at once (token, reason), in parallel when there are many. */
+    void closeMany(const std::vector<std::pair<uint64_t, std::string>>& closing);
     void reconcile();
     void keepalives();
     std::shared_ptr<LiveSession> take(uint64_t token);
