@@ -434,6 +434,18 @@ std::optional<Device> SqliteInventory::deviceByName(const std::string& name)
     return found.empty() ? std::nullopt : std::optional<Device>(std::move(found.front()));
 }
 
+std::optional<int64_t> SqliteInventory::knownDeviceAt(const std::string& address, const std::string& purpose)
+{
+    if (address.empty()) {
+        return std::nullopt;
+    }
+    auto stmt = m_db.prepare("SELECT id FROM devices WHERE state <> 'pending' AND last_address = ?1 "
+                             "ORDER BY last_seen DESC, id DESC LIMIT 1",
+        purpose);
+    stmt.bind(1, address);
+    return stmt.step() ? std::optional<int64_t>(stmt.integer(0)) : std::nullopt;
+}
+
 Device SqliteInventory::requireDevice(int64_t id)
 {
     auto d = deviceById(id);
@@ -523,16 +535,7 @@ Contact SqliteInventory::recordContact(Transport transport, const std::string& f
             .bind(3, id)
             .run();
     } else {
-        std::optional<int64_t> sameAddressAs;
-        if (!address.empty()) {
-            auto stmt = m_db.prepare("SELECT id FROM devices WHERE state <> 'pending' AND last_address = ?1 "
-                                     "ORDER BY last_seen DESC, id DESC LIMIT 1",
-                purpose);
-            stmt.bind(1, address);
-            if (stmt.step()) {
-                sameAddressAs = stmt.integer(0);
-            }
-        }
+        auto sameAddressAs = knownDeviceAt(address, purpose);
         m_db.prepare("INSERT INTO devices (state, transport, fingerprint, key_type, last_address, first_seen, "
                      "last_seen, attempts, same_address_as) VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?5, 1, ?6)",
                 purpose)
@@ -601,16 +604,7 @@ Contact SqliteInventory::recordTlsContact(const TlsIdentity& identity, const std
             .run();
         applyDerivedName(*existing, identity.derivedName);
     } else {
-        std::optional<int64_t> sameAddressAs;
-        if (!address.empty()) {
-            auto stmt = m_db.prepare("SELECT id FROM devices WHERE state <> 'pending' AND last_address = ?1 "
-                                     "ORDER BY last_seen DESC, id DESC LIMIT 1",
-                purpose);
-            stmt.bind(1, address);
-            if (stmt.step()) {
-                sameAddressAs = stmt.integer(0);
-            }
-        }
+        auto sameAddressAs = knownDeviceAt(address, purpose);
         m_db.prepare(
                 "INSERT INTO devices (state, transport, fingerprint, last_address, first_seen, last_seen, attempts, "
                 "same_address_as, manufacturer, serial, cert_subject, cert_issuer) "

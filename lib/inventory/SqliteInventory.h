@@ -66,6 +66,8 @@ private:
         const std::string& manufacturer, const std::string& serial, const std::string& purpose);
     void applyDerivedName(const Device& d, const std::optional<std::string>& derivedName);
     Device requireDevice(int64_t id);
+    /** The known (non-pending) device most recently seen at `address`: a new identity from there is flagged. */
+    std::optional<int64_t> knownDeviceAt(const std::string& address, const std::string& purpose);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);
     /** An operator's decision: sets the state, logs `kind` with `detail`, returns the device as stored. */
