@@ -1,4 +1,5 @@
 // Concurrency with readers and other writers, change notification, and crash safety under kill -9.
+#include "RawSqlite.h"
 #include "ScratchDir.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
@@ -18,31 +19,12 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 
+using callhome::test::exec;
+using callhome::test::raw;
+using callhome::test::RawDb;
 using callhome::test::ScratchDir;
 
 namespace {
-struct RawClose {
-    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-};
-using RawDb = std::unique_ptr<sqlite3, RawClose>;
-
-RawDb raw(const std::string& path)
-{
-    sqlite3* db = nullptr;
-    auto rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
-    RawDb owner(db);
-    REQUIRE(rc == SQLITE_OK);
-    return owner;
-}
-
-std::string exec(sqlite3* db, const std::string& sql)
-{
-    char* err = nullptr;
-    auto rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    std::string message = rc == SQLITE_OK ? "" : (err ? err : "error");
-    sqlite3_free(err);
-    return message;
-}
 
 int64_t count(sqlite3* db, const std::string& sql)
 {

@@ -1,4 +1,5 @@
 // Opening, migrating and refusing inventory files; the public views and the append-only event log.
+#include "RawSqlite.h"
 #include "ScratchDir.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
@@ -15,6 +16,9 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 
+using callhome::test::exec;
+using callhome::test::raw;
+using callhome::test::RawDb;
 using callhome::test::ScratchDir;
 
 namespace {
@@ -32,31 +36,6 @@ void writeBytes(const std::string& path, const std::string& bytes)
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << bytes;
     REQUIRE(out.good());
-}
-
-struct RawClose {
-    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-};
-using RawDb = std::unique_ptr<sqlite3, RawClose>;
-
-/** A plain SQLite connection, as a script would use. */
-RawDb raw(const std::string& path, int flags = SQLITE_OPEN_READWRITE)
-{
-    sqlite3* db = nullptr;
-    auto rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
-    RawDb owner(db);
-    REQUIRE(rc == SQLITE_OK);
-    return owner;
-}
-
-/** Runs SQL; returns the error message, empty on success. */
-std::string exec(sqlite3* db, const std::string& sql)
-{
-    char* err = nullptr;
-    auto rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    std::string message = rc == SQLITE_OK ? "" : (err ? err : "error");
-    sqlite3_free(err);
-    return message;
 }
 
 /** First row of a query as strings (NULL → "<null>"), with the column names. */
