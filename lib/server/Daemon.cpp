@@ -15,7 +15,6 @@
 #include <filesystem>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/x509.h>
 #include <sys/socket.h>
 
 namespace callhome::server {
@@ -252,13 +251,7 @@ void Daemon::handleTls(const std::string& connectionId, Accepted& accepted)
         handshakeFailed(connectionId, address, e.what());
         return;
     }
-    std::vector<X509*> chain = tls.peerChain();
-    std::unique_ptr<std::vector<X509*>, void (*)(std::vector<X509*>*)> chainGuard(&chain, [](std::vector<X509*>* c) {
-        for (auto* x : *c) {
-            X509_free(x);
-        }
-    });
-    auto decision = m_identity->decideTls({ connectionId, address }, chain, *m_trustStore);
+    auto decision = m_identity->decideTls({ connectionId, address }, tls.peerChain(), *m_trustStore);
     if (decision.verdict != identity::Verdict::Accept) {
         return; // ~TlsHandshake closes the connection; nothing but our (public) certificate was sent
     }

@@ -135,9 +135,7 @@ std::vector<x509_st*> TlsHandshake::peerChain() const
     // For a client, SSL_get_peer_cert_chain includes the leaf first.
     if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(m_ssl)) {
         for (int i = 0; i < sk_X509_num(chain); ++i) {
-            X509* x = sk_X509_value(chain, i);
-            X509_up_ref(x);
-            out.push_back(x);
+            out.push_back(sk_X509_value(chain, i));
         }
     }
     return out;

@@ -42,7 +42,7 @@ public:
     void connect();
     /** The negotiated protocol, e.g. "TLSv1.3". */
     std::string protocol() const;
-    /** The device's certificates as presented, leaf first (each up-referenced; caller frees with X509_free). */
+    /** The device's certificates as presented, leaf first; borrowed, valid until release() or destruction. */
     std::vector<x509_st*> peerChain() const;
     /**
      * Waits (without consuming) until the device's complete NETCONF <hello> has arrived and returns its text. With
