@@ -411,11 +411,11 @@ TEST_CASE("--help describes the program and every subcommand")
     REQUIRE(r.code == 0);
     REQUIRE(r.err.empty());
     for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "expect", "events",
-             "station-key", "--state-dir", "--db", "--json" }) {
+             "station-key", "blocked", "unblock", "--state-dir", "--db", "--json" }) {
         REQUIRE_THAT(r.out, Catch::Contains(sub));
     }
     for (auto sub : { "devices", "show", "approve", "reject", "revoke", "forget", "rename", "rekey", "expect", "events",
-             "station-key" }) {
+             "station-key", "blocked", "unblock" }) {
         auto h = ctl({ sub, "--help" });
         INFO(sub);
         REQUIRE(h.code == 0);
@@ -660,4 +660,88 @@ TEST_CASE_METHOD(Fixture, "TLS devices in devices, show and references")
     // rekey stays SSH-only
     auto rekey = run({ "rekey", "router-1", "lab-box" });
     requireOneLineError(rekey, "rekey is for SSH host keys");
+}
+
+TEST_CASE_METHOD(Fixture, "blocked lists blocked sources, unblock lifts one")
+{
+    using namespace std::chrono_literals;
+    const auto t0 = now();
+    SECTION("nothing blocked")
+    {
+        auto r = run({ "blocked" });
+        REQUIRE(r.code == 0);
+        REQUIRE(lines(r.out) == std::vector<std::string> { "SOURCE  SINCE  UNTIL  FAILURES  REASON" });
+        REQUIRE(json::parse(run({ "blocked", "--json" }).out) == json { { "blocked", json::array() } });
+    }
+
+    inv->blockSource("192.0.2.9", t0 - 1min, t0 + 10min, "50 failed handshakes within 60 s", 50);
+    inv->blockSource("2001:db8:1:2::/64", t0 - 2min, t0 + 5min, "3 failed handshakes within 60 s", 3);
+    inv->blockSource("198.51.100.1", t0 - 1h, t0 - 50min, "ended", 50);
+
+    SECTION("table and JSON, ended blocks left out")
+    {
+        auto r = run({ "blocked" });
+        REQUIRE(r.code == 0);
+        auto l = lines(r.out);
+        REQUIRE(l.size() == 3);
+        for (auto col : { "SOURCE", "SINCE", "UNTIL", "FAILURES", "REASON" }) {
+            REQUIRE_THAT(l[0], Catch::Contains(col));
+        }
+        REQUIRE_THAT(l[1],
+            Catch::StartsWith("192.0.2.9 ") && Catch::Contains(toIso8601(t0 + 10min)) && Catch::Contains("50")
+                && Catch::EndsWith("50 failed handshakes within 60 s"));
+        REQUIRE_THAT(l[2], Catch::StartsWith("2001:db8:1:2::/64 "));
+
+        auto j = json::parse(run({ "blocked", "--json" }).out);
+        REQUIRE(j["blocked"].size() == 2);
+        REQUIRE(j["blocked"][0]
+            == json { { "source", "192.0.2.9" }, { "since", toIso8601(t0 - 1min) }, { "until", toIso8601(t0 + 10min) },
+                { "reason", "50 failed handshakes within 60 s" }, { "failures", 50 } });
+        REQUIRE(j["blocked"][1]["source"] == "2001:db8:1:2::/64");
+    }
+
+    SECTION("unblock an IPv4 source")
+    {
+        auto before = inv->changeCounter();
+        auto r = run({ "unblock", "192.0.2.9" });
+        REQUIRE(r.code == 0);
+        REQUIRE(r.err.empty());
+        REQUIRE_THAT(r.out, Catch::StartsWith("unblocked 192.0.2.9 (was blocked until"));
+        REQUIRE(lines(r.out).size() == 1);
+        // the running daemon notices
+        REQUIRE(inv->changeCounter() != before);
+        auto list = inv->blockedSources(now());
+        REQUIRE(list.size() == 1);
+        REQUIRE(list[0].source == "2001:db8:1:2::/64");
+        auto log = inv->events({});
+        REQUIRE(log.back().kind == inventory::EventKind::Unblocked);
+        REQUIRE(log.back().address == "192.0.2.9");
+        REQUIRE_THAT(run({ "events" }).out, Catch::Contains("unblocked") && Catch::Contains("blocked"));
+        // a second time: not blocked any more
+        requireOneLineError(run({ "unblock", "192.0.2.9" }), "192.0.2.9 is not blocked");
+    }
+
+    SECTION("unblock an IPv6 /64 by any address in it, or an IPv4-mapped address; JSON")
+    {
+        auto r = run({ "unblock", "2001:db8:1:2:abcd::7", "--json" });
+        REQUIRE(r.code == 0);
+        auto j = json::parse(r.out);
+        REQUIRE(j["source"] == "2001:db8:1:2::/64");
+        REQUIRE(j["failures"] == 3);
+        REQUIRE(j["until"] == toIso8601(t0 + 5min));
+        REQUIRE(run({ "unblock", "::ffff:192.0.2.9" }).code == 0);
+        REQUIRE(inv->blockedSources(now()).empty());
+    }
+
+    SECTION("errors")
+    {
+        requireOneLineError(run({ "unblock", "198.51.100.1" }), "198.51.100.1 is not blocked");
+        requireOneLineError(run({ "unblock", "203.0.113.5" }), "not blocked");
+        auto bad = run({ "unblock", "not-an-address" });
+        requireOneLineError(bad, "not a source address");
+        REQUIRE(bad.code == 2);
+        REQUIRE(run({ "unblock", "2001:db8::/48" }).code == 2);
+        REQUIRE(run({ "unblock" }).code == 2);
+        REQUIRE(inv->blockedSources(now()).size() == 2);
+    }
 }

@@ -2,6 +2,7 @@
 #include "cli/Csv.h"
 #include "cli/Json.h"
 #include "cli/Table.h"
+#include "common/Address.h"
 #include "common/Error.h"
 #include "common/Time.h"
 #include "inventory/ExpectError.h"
@@ -49,6 +50,7 @@ struct Options {
     std::string serial;
     std::string manufacturer;
     std::string csvPath;
+    std::string source; ///< ADDRESS for unblock
 };
 
 std::string oneLine(std::string text)
@@ -85,6 +87,18 @@ std::string identity(const Device& d)
         return {};
     }
     return d.serial.empty() ? std::string("self-signed") : d.manufacturer + "/" + d.serial;
+}
+
+/** A blocked source as callhomectl's JSON output shows it (field names documented in lib/cli/README.md). */
+nlohmann::json blockJson(const inventory::BlockedSource& b)
+{
+    return {
+        { "source", b.source },
+        { "since", toIso8601(b.since) },
+        { "until", toIso8601(b.until) },
+        { "reason", b.reason },
+        { "failures", b.failures },
+    };
 }
 
 /** Runs one parsed subcommand, writing to `out` (a buffer: nothing reaches stdout unless the whole command worked). */
@@ -323,6 +337,49 @@ public:
         m_out << key.publicKeyLine << '\n';
     }
 
+    void blocked()
+    {
+        auto inv = open();
+        auto list = inv->blockedSources(now());
+        if (m_opt.json) {
+            auto out = nlohmann::json::array();
+            for (const auto& b : list) {
+                out.push_back(blockJson(b));
+            }
+            printJson({ { "blocked", out } });
+            return;
+        }
+        Table table({ "SOURCE", "SINCE", "UNTIL", "FAILURES", "REASON" });
+        for (const auto& b : list) {
+            table.addRow(
+                { b.source, toIso8601(b.since), toIso8601(b.until), std::to_string(b.failures), oneLine(b.reason) });
+        }
+        table.print(m_out);
+    }
+
+    void unblock()
+    {
+        // Already validated while parsing; an address becomes the source it belongs to (an IPv6 address its /64).
+        const auto source = sourceKey(m_opt.source);
+        auto inv = open();
+        std::optional<inventory::BlockedSource> block;
+        for (auto& b : inv->blockedSources(now())) {
+            if (b.source == source) {
+                block = std::move(b);
+            }
+        }
+        // The block may also have ended between the two calls: unblockSource() decides.
+        if (!block || !inv->unblockSource(source, "operator")) {
+            throw UsageError(source + " is not blocked ('" + std::string(Program) + " blocked' lists blocked sources)");
+        }
+        if (m_opt.json) {
+            printJson(blockJson(*block));
+            return;
+        }
+        m_out << "unblocked " << source << " (was blocked until " << toIso8601(block->until) << ": "
+              << oneLine(block->reason) << "): a running callhomed admits it again within a second\n";
+    }
+
 private:
     /** The `devices` table (or `{"devices": [...]}`); `byId` resolves same-address-as ids to names. */
     void printDevices(const std::vector<const Device*>& shown, const std::map<int64_t, const Device*>& byId)
@@ -398,6 +455,17 @@ const CLI::Validator TimeValidator(
         }
         return "invalid time '" + text
             + "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC) or a relative 15m, 2h, 7d";
+    },
+    "");
+
+const CLI::Validator SourceValidator(
+    [](std::string& text) -> std::string {
+        try {
+            sourceKey(text);
+            return {};
+        } catch (const UsageError& e) {
+            return e.what();
+        }
     },
     "");
 
@@ -545,6 +613,21 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     stationKey->add_option("--key", o.keyPath, "The station's private key file; default: STATE-DIR/station-key")
         ->type_name("PATH");
 
+    auto* blocked = app.add_subcommand("blocked",
+        "List the sources callhomed refuses because their handshakes failed too often (RFC 8071 section 9): the "
+        "source (an IPv4 address, or an IPv6 /64), since and until when (UTC), the failures that led to it and why. "
+        "Blocks end by themselves; 'unblock' lifts one earlier");
+
+    auto* unblock = app.add_subcommand("unblock",
+        "Lift the block of a source now: a running callhomed admits it again within a second. Fails when the source "
+        "is not blocked");
+    unblock
+        ->add_option("SOURCE", o.source,
+            "The blocked source as 'blocked' lists it, or an address in it (an IPv6 address stands for its /64)")
+        ->required()
+        ->type_name("")
+        ->check(SourceValidator);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -581,6 +664,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { expect, &Command::expect },
             { events, &Command::events },
             { stationKey, &Command::stationKey },
+            { blocked, &Command::blocked },
+            { unblock, &Command::unblock },
         };
         for (const auto& [sub, handler] : dispatch) {
             if (sub->parsed()) {

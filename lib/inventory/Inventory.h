@@ -75,6 +75,14 @@ public:
         = 0;
     virtual void sessionClosed(int64_t deviceId, const std::string& listenerId) = 0;
     virtual void addEvent(const Event& event) = 0;
+    /**
+     * Admission control blocked `source` (a callhome::sourceKey) from `since` to `until`: stores the block (replacing
+     * an earlier one of that source) and appends a `blocked` event, in one transaction. Rows of blocks that have
+     * ended are deleted on the way, so the table holds only current blocks and those that ended since.
+     */
+    virtual void blockSource(
+        const std::string& source, TimePoint since, TimePoint until, const std::string& reason, int64_t failures)
+        = 0;
     /** Changes whenever any connection (this process or another) commits a write; cheap to poll. */
     virtual uint64_t changeCounter() = 0;
 
@@ -90,6 +98,8 @@ public:
      */
     virtual Device resolve(const std::string& reference) = 0;
     virtual std::vector<Event> events(const EventFilter& filter) = 0;
+    /** The sources blocked at `now` (until > now), ordered by source. */
+    virtual std::vector<BlockedSource> blockedSources(TimePoint now) = 0;
 
     // --- operator actions; each appends an event; all throw UsageError on an invalid transition ---
     /** pending|rejected|revoked → approved; name required unless already named; unique names. */
@@ -105,6 +115,12 @@ public:
      * the device keeps id, name, user and state approved; its old fingerprint is retired; the pending row is removed.
      */
     virtual Device rekey(int64_t deviceId, int64_t pendingId) = 0;
+    /**
+     * Lifts the block of `source` (exact source key) now: deletes it and appends an `unblocked` event naming
+     * `decidedBy` ("operator"), in one transaction; a running callhomed follows via changeCounter(). Returns false,
+     * changing nothing, when the source is not blocked (never was, or its block has ended).
+     */
+    virtual bool unblockSource(const std::string& source, const std::string& decidedBy) = 0;
 };
 
 /** Opens (creating and migrating as needed) the SQLite inventory at `path`. Throws DatabaseError. */

@@ -1121,6 +1121,81 @@ Device SqliteInventory::rekey(int64_t deviceId, int64_t pendingId)
     return result;
 }
 
+void SqliteInventory::blockSource(
+    const std::string& source, TimePoint since, TimePoint until, const std::string& reason, int64_t failures)
+{
+    if (auto problem = identityProblem("a blocked source", source); !problem.empty()) {
+        throw UsageError(problem);
+    }
+    if (until < since) {
+        throw UsageError(fmt::format(
+            "blocking {}: the block would end ({}) before it starts ({})", source, toIso8601(until), toIso8601(since)));
+    }
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "blocking source " + source;
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    // Ended blocks are of no use to anyone: dropping them here keeps the table as small as the current blocks.
+    m_db.prepare("DELETE FROM blocked_sources WHERE until <= ?1", purpose).bind(1, toMs(since)).run();
+    m_db.prepare("INSERT INTO blocked_sources (source, since, until, reason, failures) VALUES (?1, ?2, ?3, ?4, ?5) "
+                 "ON CONFLICT (source) DO UPDATE SET since = excluded.since, until = excluded.until, "
+                 "reason = excluded.reason, failures = excluded.failures",
+            purpose)
+        .bind(1, source)
+        .bind(2, toMs(since))
+        .bind(3, toMs(until))
+        .bind(4, reason)
+        .bind(5, failures)
+        .run();
+    appendEvent({ .at = since,
+        .kind = EventKind::Blocked,
+        .address = source,
+        .detail = fmt::format("blocked until {}: {}", toIso8601(until), reason) });
+    tx.commit();
+}
+
+std::vector<BlockedSource> SqliteInventory::blockedSources(TimePoint at)
+{
+    std::lock_guard lock(m_mutex);
+    auto stmt = m_db.prepare(
+        "SELECT source, since, until, reason, failures FROM blocked_sources WHERE until > ?1 ORDER BY source",
+        "listing blocked sources");
+    stmt.bind(1, toMs(at));
+    std::vector<BlockedSource> out;
+    while (stmt.step()) {
+        out.push_back({ .source = stmt.text(0),
+            .since = fromMs(stmt.integer(1)),
+            .until = fromMs(stmt.integer(2)),
+            .reason = stmt.text(3),
+            .failures = stmt.integer(4) });
+    }
+    return out;
+}
+
+bool SqliteInventory::unblockSource(const std::string& source, const std::string& decidedBy)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "unblocking source " + source;
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    const auto at = now();
+    int64_t until = 0;
+    std::string reason;
+    {
+        auto stmt = m_db.prepare("SELECT until, reason FROM blocked_sources WHERE source = ?1", purpose);
+        stmt.bind(1, source);
+        if (!stmt.step() || stmt.integer(0) <= toMs(at)) {
+            return false; // rolled back: nothing changed, nothing for callhomed to notice
+        }
+        until = stmt.integer(0);
+        reason = stmt.text(1);
+    }
+    m_db.prepare("DELETE FROM blocked_sources WHERE source = ?1", purpose).bind(1, source).run();
+    auto detail
+        = fmt::format("unblocked by {} (was blocked until {}: {})", decidedBy, toIso8601(fromMs(until)), reason);
+    appendEvent({ .at = at, .kind = EventKind::Unblocked, .address = source, .detail = detail });
+    tx.commit();
+    return true;
+}
+
 std::unique_ptr<Inventory> openSqlite(const std::string& path)
 {
     return std::make_unique<SqliteInventory>(path, SqliteInventory::Mode::CreateAndMigrate);

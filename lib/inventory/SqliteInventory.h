@@ -33,6 +33,8 @@ public:
         const std::vector<std::string>& capabilities) override;
     void sessionClosed(int64_t deviceId, const std::string& listenerId) override;
     void addEvent(const Event& event) override;
+    void blockSource(const std::string& source, TimePoint since, TimePoint until, const std::string& reason,
+        int64_t failures) override;
     uint64_t changeCounter() override;
 
     std::optional<Device> findByFingerprint(const std::string& fingerprint) override;
@@ -40,6 +42,7 @@ public:
     std::vector<Device> devices() override;
     Device resolve(const std::string& reference) override;
     std::vector<Event> events(const EventFilter& filter) override;
+    std::vector<BlockedSource> blockedSources(TimePoint now) override;
 
     Device approve(
         int64_t deviceId, const std::optional<std::string>& name, const std::optional<std::string>& sshUser) override;
@@ -48,6 +51,7 @@ public:
     void forget(int64_t deviceId) override;
     Device rename(int64_t deviceId, const std::string& newName) override;
     Device rekey(int64_t deviceId, int64_t pendingId) override;
+    bool unblockSource(const std::string& source, const std::string& decidedBy) override;
 
     /** Number of migrations this build carries, i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();

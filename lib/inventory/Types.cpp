@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 12> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 15> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -31,6 +31,9 @@ constexpr std::array<std::pair<EventKind, const char*>, 12> eventKinds { {
     { EventKind::Forgotten, "forgotten" },
     { EventKind::Renamed, "renamed" },
     { EventKind::Rekeyed, "rekeyed" },
+    { EventKind::Blocked, "blocked" },
+    { EventKind::Unblocked, "unblocked" },
+    { EventKind::RefusedSummary, "refused-summary" },
 } };
 
 template<typename Enum, std::size_t N>

@@ -77,6 +77,9 @@ enum class EventKind {
     Forgotten,
     Renamed,
     Rekeyed,
+    Blocked, ///< a source (address = its key) blocked after repeated failed handshakes; detail = reason and until
+    Unblocked, ///< a block lifted by an operator (callhomectl unblock); address = the source key
+    RefusedSummary, ///< connections refused by admission control in one interval, counted; detail = the counts
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);
@@ -91,6 +94,15 @@ struct Event {
     std::string address; ///< peer address, empty for operator actions
     std::string fingerprint;
     std::string detail;
+};
+
+/** A source that admission control blocked (RFC 8071 section 9: repeated failed handshakes). */
+struct BlockedSource {
+    std::string source; ///< callhome::sourceKey(): "192.0.2.7" or "2001:db8:1:2::/64"
+    TimePoint since;
+    TimePoint until; ///< the block ends here by itself
+    std::string reason; ///< "50 failed handshakes within 60 s"
+    int64_t failures = 0; ///< failed handshakes counted in the window that led to the block
 };
 
 struct EventFilter {
