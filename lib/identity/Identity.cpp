@@ -3,6 +3,7 @@
 #include "common/Time.h"
 #include "identity/TrustStore.h"
 #include "inventory/Inventory.h"
+#include <utility>
 
 namespace callhome::identity {
 using inventory::DeviceState;
@@ -67,7 +68,35 @@ Decision IdentityPolicy::decideTls(
     }
     id.derivedName = certToName(m_certToName, chain.chain);
     auto contact = m_inventory.recordTlsContact(id, peer.address, now());
-    return fromContact(peer, contact, what);
+    if (!chain.warning.empty()) {
+        warnRateLimited(peer, what, chain.warning);
+    }
+    return fromContact(peer, contact, what, chain.warning);
+}
+
+void IdentityPolicy::warnRateLimited(const Peer& peer, const std::string& what, const std::string& warning)
+{
+    constexpr auto interval = std::chrono::minutes(1);
+    constexpr size_t maxKeys = 1024; // distinct warnings (stale CRLs), not devices: a bound never reached in practice
+    const auto t = std::chrono::steady_clock::now();
+    unsigned suppressed = 0;
+    {
+        std::lock_guard lock(m_warningsMutex);
+        if (m_warnings.size() >= maxKeys) {
+            m_warnings.clear();
+        }
+        // Keyed by the warning alone: one stale CRL gives one line a minute however many devices it covers.
+        auto [it, created] = m_warnings.try_emplace(warning);
+        if (!created && t - it->second.last < interval) {
+            ++it->second.suppressed;
+            return;
+        }
+        suppressed = std::exchange(it->second.suppressed, 0);
+        it->second.last = t;
+    }
+    log::get(log::Identity)
+        ->warn("[{} {}] {}: {}{}", peer.connectionId, peer.address, what, warning,
+            suppressed ? " (and " + std::to_string(suppressed) + " more such acceptances in the last minute)" : "");
 }
 
 Decision IdentityPolicy::refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason)
@@ -82,7 +111,8 @@ Decision IdentityPolicy::refuse(const Peer& peer, const std::string& fingerprint
     return Decision { Verdict::Reject, std::nullopt, reason };
 }
 
-Decision IdentityPolicy::fromContact(const Peer& peer, const inventory::Contact& contact, const std::string& what)
+Decision IdentityPolicy::fromContact(
+    const Peer& peer, const inventory::Contact& contact, const std::string& what, const std::string& note)
 {
     Decision d;
     d.device = contact.device;
@@ -117,6 +147,9 @@ Decision IdentityPolicy::fromContact(const Peer& peer, const inventory::Contact&
         d.verdict = Verdict::Reject;
         d.reason = "identity revoked by operator";
         break;
+    }
+    if (!note.empty()) {
+        d.reason += "; " + note;
     }
     m_inventory.addEvent(inventory::Event { .at = now(),
         .kind = kind,

@@ -1,6 +1,9 @@
 #pragma once
 #include "identity/Certificate.h"
 #include "inventory/Types.h"
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,16 +41,27 @@ public:
     Decision decideSsh(const Peer& peer, const std::string& fingerprint, const std::string& keyType);
     /**
      * TLS: the presented chain (leaf first) must verify to a manufacturer anchor — identity (manufacturer, serial read
-     * from the certificate) — or be a self-signed certificate, pinned by fingerprint once approved.
+     * from the certificate) — or be a self-signed certificate, pinned by fingerprint once approved. `trustStore` is
+     * one snapshot (TrustStoreHolder::current()) used for the whole decision. What policy let pass (an expired CRL
+     * under tls/crl-expired ignore) is added to the event and logged as a warning, at most once a minute per CRL.
      */
     Decision decideTls(const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore);
 
 private:
-    Decision fromContact(const Peer& peer, const inventory::Contact& contact, const std::string& what);
+    Decision fromContact(
+        const Peer& peer, const inventory::Contact& contact, const std::string& what, const std::string& note = {});
     Decision refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason);
+    void warnRateLimited(const Peer& peer, const std::string& what, const std::string& warning);
 
     inventory::Inventory& m_inventory;
     std::vector<CertToNameRule> m_certToName;
+
+    struct WarningState {
+        std::chrono::steady_clock::time_point last;
+        unsigned suppressed = 0;
+    };
+    std::mutex m_warningsMutex; ///< decideTls runs on many handshake threads
+    std::map<std::string, WarningState> m_warnings; ///< by warning text: one entry per distinct stale CRL
 };
 
 std::string toString(Verdict v);

@@ -31,9 +31,18 @@ struct X509StackFree {
     void operator()(STACK_OF(X509) * p) const noexcept { sk_X509_pop_free(p, X509_free); }
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
+struct X509CrlFree {
+    void operator()(X509_CRL* p) const noexcept { X509_CRL_free(p); }
+};
+using X509CrlPtr = std::unique_ptr<X509_CRL, X509CrlFree>;
 
 /** The oldest error on this thread's OpenSSL error queue as text (and clears the queue); `fallback` if none. */
 std::string opensslError(const std::string& fallback = "unknown error");
-/** Every certificate in a PEM file; throws Error naming the file. */
+/**
+ * Every certificate in a PEM file; throws Error naming the file when it cannot be read, holds none, or holds a
+ * malformed (e.g. truncated) PEM block. Text outside PEM blocks is ignored.
+ */
 std::vector<X509Ptr> loadCertificates(const std::string& path);
+/** Every CRL in a PEM file, with the same rules as loadCertificates. */
+std::vector<X509CrlPtr> loadCrls(const std::string& path);
 } // namespace callhome::transport
