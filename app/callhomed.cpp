@@ -58,12 +58,17 @@ int main(int argc, char** argv)
         sigemptyset(&signals);
         sigaddset(&signals, SIGTERM);
         sigaddset(&signals, SIGINT);
+        sigaddset(&signals, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
         callhome::server::Daemon daemon(std::move(config));
         daemon.start();
         int sig = 0;
-        sigwait(&signals, &sig);
+        while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+            // SIGHUP (systemctl reload): trust anchors and CRLs; the config file itself needs a restart for now.
+            callhome::log::get(callhome::log::Main)->info("SIGHUP received, reloading the trust store");
+            daemon.reloadTrustStore();
+        }
         callhome::log::get(callhome::log::Main)
             ->info("{} received, closing sessions", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         daemon.stop();

@@ -19,7 +19,7 @@ CallhomeFixture::CallhomeFixture(bool tls)
             std::nullopt, config::Overrides { dir.file("state"), std::nullopt, { "ssh:127.0.0.1:0", "ssh:[::1]:0" } });
     }
     config.handshakeTimeout = 3s;
-    config.handshakeWorkers = 4;
+    config.eventLoops = 2;
     config.listenerId = "test-listener";
     start();
 }

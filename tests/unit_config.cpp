@@ -47,7 +47,7 @@ TEST_CASE("a full file is read")
         "state-dir": "/var/lib/callhome", "listener-id": "nms-1",
         "ssh": {"user": "admin", "key-file": "/etc/callhome/key", "password": "s3cret"},
         "timeouts": {"handshake": 5, "keepalive-interval": 0},
-        "limits": {"handshake-workers": 4},
+        "limits": {"event-loops": 4, "max-message": 1048576},
         "yang": {"search-dir": ["/a", "/b"]}}})");
     auto c = load(f.path.string(), {});
     REQUIRE(c.listen.size() == 2);
@@ -61,7 +61,8 @@ TEST_CASE("a full file is read")
     CHECK(c.sshPassword == "s3cret");
     CHECK(c.handshakeTimeout == std::chrono::seconds(5));
     CHECK(c.keepaliveInterval == std::chrono::seconds(0));
-    CHECK(c.handshakeWorkers == 4);
+    CHECK(c.eventLoops == 4);
+    CHECK(c.maxMessage == 1048576);
     CHECK(c.yangSearchDirs == std::vector<std::string> { "/a", "/b" });
 }
 
@@ -170,5 +171,52 @@ TEST_CASE("listen endpoints")
              "ssh:localhost:4334", "ssh:127.0.0.1:65536", "ssh:127.0.0.1:x", "ssh:[::1:1" }) {
         INFO(bad);
         CHECK_THROWS_AS(parseEndpoint(bad), ConfigError);
+    }
+}
+
+TEST_CASE("admission settings")
+{
+    SECTION("defaults")
+    {
+        auto a = load(std::nullopt, {}).admission;
+        CHECK(a.maxHandshakes == 0);
+        CHECK(a.perSourceHandshakes == 64);
+        CHECK(a.perSourceRate == 50.0);
+        CHECK(a.perSourceBurst == 200);
+        CHECK(a.blockAfterFailures == 50);
+        CHECK(a.failureWindow == std::chrono::seconds(60));
+        CHECK(a.blockDuration == std::chrono::seconds(600));
+        CHECK(a.summaryInterval == std::chrono::seconds(10));
+    }
+
+    SECTION("a file sets them; the handshake deadline stays in timeouts")
+    {
+        TempFile f(R"({"callhome-config:callhome": {
+            "timeouts": {"handshake": 7},
+            "admission": {"max-handshakes": 500, "per-source-handshakes": 0, "per-source-rate": "0.5",
+                          "per-source-burst": 3, "block-after-failures": 0, "failure-window": 30,
+                          "block-duration": 3600, "summary-interval": 60}}})");
+        auto c = load(f.path.string(), {});
+        CHECK(c.handshakeTimeout == std::chrono::seconds(7));
+        const auto& a = c.admission;
+        CHECK(a.maxHandshakes == 500);
+        CHECK(a.perSourceHandshakes == 0);
+        CHECK(a.perSourceRate == 0.5);
+        CHECK(a.perSourceBurst == 3);
+        CHECK(a.blockAfterFailures == 0);
+        CHECK(a.failureWindow == std::chrono::seconds(30));
+        CHECK(a.blockDuration == std::chrono::seconds(3600));
+        CHECK(a.summaryInterval == std::chrono::seconds(60));
+    }
+
+    SECTION("out-of-range values name the leaf")
+    {
+        for (const auto* body : { R"("per-source-burst": 0)", R"("failure-window": 0)", R"("summary-interval": 0)",
+                 R"("per-source-rate": "-1")", R"("block-duration": 0)", R"("max-handshakes": 2000000)" }) {
+            INFO(body);
+            TempFile f(std::string(R"({"callhome-config:callhome": {"admission": {)") + body + "}}}");
+            std::string leafName = std::string(body).substr(1, std::string(body).find('"', 1) - 1);
+            CHECK_THROWS_WITH(load(f.path.string(), {}), Catch::Contains("admission") && Catch::Contains(leafName));
+        }
     }
 }

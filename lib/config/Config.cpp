@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <libyang/libyang.h>
+#include <locale>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -203,8 +204,32 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
     c.handshakeTimeout = std::chrono::seconds(std::stoul(get("timeouts/handshake").value_or("15")));
     c.keepaliveInterval = std::chrono::seconds(std::stoul(get("timeouts/keepalive-interval").value_or("30")));
     c.deadPeer = std::chrono::seconds(std::stoul(get("timeouts/dead-peer").value_or("120")));
-    c.handshakeWorkers = std::stoul(get("limits/handshake-workers").value_or("16"));
-    c.maxPendingHandshakes = std::stoul(get("limits/max-pending-handshakes").value_or("1024"));
+    c.keepaliveCountMax = std::stoul(get("timeouts/keepalive-count-max").value_or("3"));
+    c.closeTimeout = std::chrono::seconds(std::stoul(get("timeouts/close").value_or("2")));
+    c.schemaFetchTimeout = std::chrono::seconds(std::stoul(get("timeouts/schema-fetch").value_or("60")));
+    c.eventLoops = std::stoul(get("limits/event-loops").value_or("0"));
+    c.maxMessage = std::stoul(get("limits/max-message").value_or("67108864"));
+    c.maxContexts = std::stoul(get("limits/max-contexts").value_or("64"));
+    {
+        auto& a = c.admission;
+        auto number = [&](const char* rel, uint32_t fallback) {
+            auto v = get(std::string("admission/") + rel);
+            return v ? static_cast<uint32_t>(std::stoul(*v)) : fallback;
+        };
+        a.maxHandshakes = number("max-handshakes", a.maxHandshakes);
+        a.perSourceHandshakes = number("per-source-handshakes", a.perSourceHandshakes);
+        // decimal64 in canonical form ("50.0"): locale-independent digits and a '.'
+        if (auto rate = get("admission/per-source-rate")) {
+            std::istringstream in(*rate);
+            in.imbue(std::locale::classic());
+            in >> a.perSourceRate;
+        }
+        a.perSourceBurst = number("per-source-burst", a.perSourceBurst);
+        a.blockAfterFailures = number("block-after-failures", a.blockAfterFailures);
+        a.failureWindow = std::chrono::seconds(number("failure-window", 60));
+        a.blockDuration = std::chrono::seconds(number("block-duration", 600));
+        a.summaryInterval = std::chrono::seconds(number("summary-interval", 10));
+    }
 
     if (file && c.sshPassword) {
         struct stat st { };
@@ -246,6 +271,8 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
     }
 
     c.trustStore = overrides.trustStore ? overrides.trustStore : get("tls/trust-store");
+    c.crlExpired
+        = get("tls/crl-expired").value_or("fail-closed") == "ignore" ? CrlExpired::Ignore : CrlExpired::FailClosed;
     if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/tls/manufacturer", &set) == LY_SUCCESS) {
         for (uint32_t i = 0; i < set->count; ++i) {
             auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };

@@ -32,12 +32,30 @@ struct ManufacturerOptions {
     bool ignoreLifetime = false;
 };
 
+/** What to do with a device chain whose manufacturer CRL is past its nextUpdate (tls/crl-expired). */
+enum class CrlExpired {
+    FailClosed, ///< refuse the device, the reason says the CRL expired (default)
+    Ignore, ///< use the stale CRL anyway and log a warning
+};
+
 /** One RFC 7589 cert-to-name rule as configured. */
 struct CertToName {
     uint32_t id = 0;
     std::string fingerprint; ///< "SHA256:AB:CD:..."
     std::string mapType; ///< specified | san-rfc822-name | san-dns-name | san-ip-address | san-any | common-name
     std::string name; ///< for specified
+};
+
+/** The `admission` container of the configuration: limits applied before any cryptography (server/Admission.h). */
+struct AdmissionSettings {
+    uint32_t maxHandshakes = 0; ///< 0 = derived from the open-file limit (server::handshakeCapacityFromFdLimit)
+    uint32_t perSourceHandshakes = 64; ///< 0 = no per-source cap
+    double perSourceRate = 50; ///< connections per second; 0 = no rate limit
+    uint32_t perSourceBurst = 200;
+    uint32_t blockAfterFailures = 50; ///< 0 = never block
+    std::chrono::seconds failureWindow { 60 };
+    std::chrono::seconds blockDuration { 600 };
+    std::chrono::seconds summaryInterval { 10 };
 };
 
 struct Config {
@@ -52,11 +70,17 @@ struct Config {
     std::chrono::seconds handshakeTimeout { 15 };
     std::chrono::seconds keepaliveInterval { 30 };
     std::chrono::seconds deadPeer { 120 };
-    unsigned handshakeWorkers = 16;
-    unsigned maxPendingHandshakes = 1024;
+    unsigned keepaliveCountMax = 3;
+    std::chrono::seconds closeTimeout { 2 };
+    std::chrono::seconds schemaFetchTimeout { 60 };
+    unsigned eventLoops = 0; ///< 0: one per core
+    size_t maxMessage = 64 * 1024 * 1024;
+    size_t maxContexts = 64;
+    AdmissionSettings admission;
     std::vector<std::string> yangSearchDirs;
     std::optional<std::string> trustStore; ///< required when any endpoint is tls
     std::vector<ManufacturerOptions> manufacturers;
+    CrlExpired crlExpired = CrlExpired::FailClosed; ///< tls/crl-expired
     std::vector<CertToName> certToName; ///< ascending id
     bool hasTls() const;
 };

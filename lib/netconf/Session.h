@@ -1,22 +1,17 @@
 #pragma once
 #include "common/Error.h"
-#include "common/SocketRef.h"
 #include "common/UniqueFd.h"
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 struct nc_session;
-struct ly_ctx;
-struct ssh_session_struct;
 
 namespace callhome::netconf {
 class Context;
-class ContextPool;
 
-/** Setting up the NETCONF session (channel, subsystem, <hello>, schemas) failed. */
+/** Setting up the NETCONF session (<hello>, YANG modules) failed. */
 class SessionError : public Error {
 public:
     using Error::Error;
@@ -31,23 +26,20 @@ public:
     Runtime& operator=(const Runtime&) = delete;
 };
 
-/** A NETCONF client session to a device, over an SSH session we authenticated. Thread-safe. */
+/**
+ * libnetconf2's client session to a device. libnetconf2 never touches the device's network: it sits on one end of
+ * a local socketpair whose other end is the device's transport pump (server/Connection), which hands it only whole
+ * messages and takes whatever it writes at once. Thread-safe.
+ */
 class Session {
 public:
     /**
-     * Opens the `netconf` subsystem and runs the <hello> exchange. Takes ownership of `ssh` in all cases
-     * (nc_connect_libssh frees it on failure too) and of `socket`, which it closes after libnetconf2 is done with it.
-     * Throws SessionError.
+     * nc_connect_inout on `fd` with `context`, which must be complete for this device (the pump has already put the
+     * device's <hello>, as rewritten for libnetconf2, into the socketpair): CPU work only, no wait on a device.
+     * `deviceCapabilities` are the capabilities as the device announced them. Takes `fd`. Throws SessionError.
      */
-    static std::unique_ptr<Session> connectSsh(ssh_session_struct* ssh, SocketRef socket, ContextPool& pool,
-        const std::vector<std::string>& knownCapabilities);
-    /**
-     * NETCONF over the plaintext end of a TLS session carried by the TlsPump (never over the SSL itself: see
-     * TlsPump): the device's bytes are read from `in`, ours written to `out`. Takes both in all cases. Throws
-     * SessionError.
-     */
-    static std::unique_ptr<Session> connectTls(
-        UniqueFd in, UniqueFd out, ContextPool& pool, const std::vector<std::string>& knownCapabilities);
+    static std::unique_ptr<Session> connect(
+        UniqueFd fd, std::shared_ptr<Context> context, std::vector<std::string> deviceCapabilities);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -55,31 +47,23 @@ public:
     const std::vector<std::string>& capabilities() const noexcept { return m_capabilities; }
     uint32_t sessionId() const noexcept { return m_sessionId; }
     /** NETCONF 1.0 or 1.1 as negotiated. */
-    std::string version() const;
-    /** The transport socket, for the registry's poller. */
-    int fd() const noexcept { return m_fd; }
-    /** Consumes whatever the device sent without blocking; false when the session is gone. */
-    bool processIncoming();
-    /** Sends an SSH keepalive; false when the transport is broken. */
-    bool sendKeepalive();
-    /** Ends the session: <close-session> (bounded wait for the reply), then closes the transport. Idempotent. */
+    std::string version() const noexcept { return m_version; }
+    const std::shared_ptr<Context>& context() const noexcept { return m_context; }
+    /**
+     * Frees libnetconf2's session and closes its end. The pump closes its end first, so libnetconf2 finds the
+     * transport gone at once and sends nothing. Idempotent.
+     */
     void close();
-    bool isOpen() const;
 
 private:
     Session() = default;
-    /** Runs `connectWith` on a context for the device's module set; nullptr when libnetconf2 failed. */
-    static std::unique_ptr<Session> connect(ContextPool& pool, const std::vector<std::string>& knownCapabilities,
-        const std::function<nc_session*(ly_ctx*)>& connectWith);
     // Destroyed after m_session: the session borrows the context.
     std::shared_ptr<Context> m_context;
     mutable std::mutex m_io;
     nc_session* m_session = nullptr;
-    ssh_session_struct* m_ssh = nullptr; ///< borrowed from m_session, for keepalives; null for TLS
-    int m_fd = -1;
-    SocketRef m_socket;
-    SocketRef m_socketOut; ///< TLS only: the second descriptor of the plaintext channel
+    UniqueFd m_fd;
     uint32_t m_sessionId = 0;
+    std::string m_version;
     std::vector<std::string> m_capabilities;
 };
 } // namespace callhome::netconf

@@ -2,24 +2,28 @@
 #include "common/Log.h"
 #include "identity/Identity.h"
 #include "identity/TrustStore.h"
+#include "identity/TrustStoreHolder.h"
 #include "inventory/Inventory.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
+#include "server/Admission.h"
+#include "server/EventLoop.h"
 #include "server/Listener.h"
 #include "server/SessionRegistry.h"
 #include "server/WorkerPool.h"
-#include "transport/SshHandshake.h"
 #include "transport/StationKey.h"
 #include "transport/TlsHandshake.h"
-#include "transport/TlsPump.h"
 #include <filesystem>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 namespace callhome::server {
 namespace {
 namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
 
 void tuneSocket(int fd, const config::Config& c)
 {
@@ -35,6 +39,49 @@ void tuneSocket(int fd, const config::Config& c)
     unsigned userTimeout = static_cast<unsigned>(c.deadPeer.count()) * 1000;
     ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &userTimeout, sizeof userTimeout);
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/** Raises the soft open-file limit to the hard one; returns the limit in force. */
+rlim_t raiseFileLimit()
+{
+    rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 1024;
+    }
+    auto before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            rl.rlim_cur = before;
+        }
+    }
+    if (rl.rlim_cur != before) {
+        log::get(log::Main)->debug("open-file limit raised from {} to {}", before, rl.rlim_cur);
+    }
+    return rl.rlim_cur;
+}
+
+AdmissionLimits limitsFrom(const config::AdmissionSettings& a, rlim_t nofile)
+{
+    AdmissionLimits l;
+    l.maxHandshakes = a.maxHandshakes ? a.maxHandshakes : handshakeCapacityFromFdLimit(nofile);
+    l.perSourceHandshakes = a.perSourceHandshakes;
+    l.perSourceRate = a.perSourceRate;
+    l.perSourceBurst = a.perSourceBurst;
+    l.blockAfterFailures = a.blockAfterFailures;
+    l.failureWindow = a.failureWindow;
+    l.blockDuration = a.blockDuration;
+    return l;
+}
+
+TimePoint toSystem(SteadyClock::time_point t)
+{
+    return now() + std::chrono::duration_cast<TimePoint::duration>(t - SteadyClock::now());
+}
+
+SteadyClock::time_point toSteady(TimePoint t)
+{
+    return SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(t - now());
 }
 } // namespace
 
@@ -55,21 +102,55 @@ Daemon::Daemon(config::Config config)
     logger->info("inventory {}", m_config.inventoryPath);
     std::vector<identity::CertToNameRule> rules;
     if (m_config.hasTls()) {
-        m_trustStore = std::make_unique<identity::TrustStore>(
-            identity::TrustStore::load(*m_config.trustStore, m_config.manufacturers));
+        m_trustStore = std::make_unique<identity::TrustStoreHolder>(
+            *m_config.trustStore, m_config.manufacturers, m_config.crlExpired);
+        auto store = m_trustStore->current();
         m_tlsContext = std::make_unique<transport::TlsClientContext>(
-            m_trustStore->stationCertificate(), m_trustStore->stationKey(), m_trustStore->stationChain());
-        m_tlsPump = std::make_unique<transport::TlsPump>();
+            store->stationCertificate(), store->stationKey(), store->stationChain());
         for (const auto& r : m_config.certToName) {
             rules.push_back({ r.id, r.fingerprint, identity::mapTypeFromString(r.mapType), r.name });
         }
-        logger->info("trust store {}: {} manufacturer(s)", *m_config.trustStore, m_trustStore->manufacturers().size());
     }
     m_identity = std::make_unique<identity::IdentityPolicy>(*m_inventory, std::move(rules));
-    m_contexts = std::make_unique<netconf::ContextPool>(m_config.yangSearchDirs);
-    m_registry = std::make_unique<SessionRegistry>(*m_inventory,
-        SessionRegistry::Options {
-            .listenerId = m_config.listenerId, .keepaliveInterval = m_config.keepaliveInterval });
+    m_contexts = std::make_unique<netconf::ContextPool>(
+        m_config.yangSearchDirs, (fs::path(m_config.stateDir) / "yang-cache").string(), m_config.maxContexts);
+    m_registry = std::make_unique<SessionRegistry>(
+        *m_inventory, SessionRegistry::Options { .listenerId = m_config.listenerId });
+
+    auto nofile = raiseFileLimit();
+    auto limits = limitsFrom(m_config.admission, nofile);
+    m_admission = std::make_unique<Admission>(limits);
+    unsigned loops = m_config.eventLoops ? m_config.eventLoops : std::max(1u, std::thread::hardware_concurrency());
+    logger->info(
+        "open files: {}; up to {} handshakes in flight; {} event loop(s)", nofile, limits.maxHandshakes, loops);
+
+    m_inventoryWorker = std::make_unique<WorkerPool>(1, limits.maxHandshakes * 4 + 4096, "ch-inventory");
+    m_setupWorkers = std::make_unique<WorkerPool>(2, limits.maxHandshakes * 2 + 1024, "ch-setup");
+    m_services.limits = ConnectionLimits {
+        .schemaFetch = m_config.schemaFetchTimeout,
+        .close = m_config.closeTimeout,
+        .keepaliveInterval = m_config.keepaliveInterval,
+        .keepaliveCountMax = m_config.keepaliveCountMax,
+        .maxMessage = m_config.maxMessage,
+    };
+    m_services.sshUser = m_config.sshUser;
+    m_services.sshKeyFile = m_config.sshKeyFile;
+    m_services.sshPassword = m_config.sshPassword;
+    m_services.identity = m_identity.get();
+    m_services.trustStore = [this] { return m_trustStore->current(); }; // a snapshot per connection
+    m_services.tls = m_tlsContext.get();
+    m_services.contexts = m_contexts.get();
+    m_services.inventory = m_inventoryWorker.get();
+    m_services.setup = m_setupWorkers.get();
+    m_services.registry = m_registry.get();
+    m_services.handshakeEnded = [this](const std::string& address, bool failed) { handshakeEnded(address, failed); };
+    m_services.recordFailure = [this](const std::string& id, const std::string& address, const std::string& reason,
+                                   const std::optional<inventory::Device>& device, const std::string& fingerprint) {
+        recordFailure(id, address, reason, device, fingerprint);
+    };
+    for (unsigned i = 0; i < loops; ++i) {
+        m_loops.push_back(std::make_unique<EventLoop>("ch-loop-" + std::to_string(i)));
+    }
     m_listener = std::make_unique<Listener>(m_config.listen, [this](Accepted&& a) { onAccept(std::move(a)); });
 }
 
@@ -98,12 +179,40 @@ inventory::Inventory& Daemon::inventory()
     return *m_inventory;
 }
 
+Admission& Daemon::admission()
+{
+    return *m_admission;
+}
+
+void Daemon::reloadTrustStore()
+{
+    if (m_trustStore) {
+        m_trustStore->reload();
+    }
+}
+
+size_t Daemon::connections() const
+{
+    size_t n = 0;
+    for (const auto& l : m_loops) {
+        n += l->size();
+    }
+    return n;
+}
+
 void Daemon::start()
 {
     // After a crash or kill -9, sessions this listener recorded are gone: nobody is connected until they call again.
     m_inventory->listenerStarted(m_config.listenerId, now());
+    syncBlocks();
     m_registry->start();
-    m_workers = std::make_unique<WorkerPool>(m_config.handshakeWorkers, m_config.maxPendingHandshakes);
+    for (auto& l : m_loops) {
+        l->start();
+    }
+    m_housekeeping = std::thread([this] {
+        pthread_setname_np(pthread_self(), "ch-admission");
+        housekeeping();
+    });
     m_listener->start();
 }
 
@@ -116,15 +225,30 @@ void Daemon::stop()
     if (m_listener) {
         m_listener->stop();
     }
-    if (m_workers) {
-        m_workers->stop();
+    {
+        std::lock_guard lock(m_housekeepingMutex);
+        m_housekeepingStop = true;
+    }
+    m_housekeepingWake.notify_all();
+    if (m_housekeeping.joinable()) {
+        m_housekeeping.join();
+    }
+    if (m_registry) {
+        // Every session gets <close-session>; each waits for its reply at most timeouts/close, all in parallel.
+        m_registry->closeAll("listener shutting down");
+        m_registry->waitEmpty(m_config.closeTimeout + std::chrono::seconds(1));
+    }
+    for (auto& l : m_loops) {
+        l->stop(); // what is left (handshakes, sessions that did not answer) ends here
+    }
+    if (m_inventoryWorker) {
+        m_inventoryWorker->stop();
+    }
+    if (m_setupWorkers) {
+        m_setupWorkers->stop();
     }
     if (m_registry) {
         m_registry->stop("listener shutting down");
-    }
-    if (m_tlsPump) {
-        // After the registry: the <close-session> of TLS sessions travels through the pump.
-        m_tlsPump->stop();
     }
     if (m_inventory) {
         try {
@@ -138,142 +262,139 @@ void Daemon::stop()
 
 void Daemon::onAccept(Accepted&& accepted)
 {
+    auto t = SteadyClock::now();
+    auto verdict = m_admission->admit(accepted.peerAddress, t);
+    if (!verdict.admitted()) {
+        return; // counted; closed by ~UniqueFd; summarised by housekeeping()
+    }
     auto id = "C" + std::to_string(m_nextConnection++);
     tuneSocket(accepted.socket.get(), m_config);
     log::get(log::Listener)
         ->debug("[{} {}] accepted on {} from port {}", id, accepted.peerAddress, accepted.endpoint.toString(),
             accepted.peerPort);
+    // The deadline starts now, at accept, not when a loop first looks at the connection.
+    auto deadline = t + m_config.handshakeTimeout;
+    auto acceptedAt = now();
+    auto* loop = m_loops[m_nextLoop++ % m_loops.size()].get();
     auto shared = std::make_shared<Accepted>(std::move(accepted));
-    bool queued = m_workers && m_workers->trySubmit([this, id, shared] {
-        // The one exception boundary per connection: nothing a device does gets past it.
-        try {
-            if (shared->endpoint.transport == config::Transport::Tls) {
-                handleTls(id, *shared);
-            } else {
-                handleSsh(id, *shared);
-            }
-        } catch (const std::exception& e) {
-            log::get(log::Listener)->error("[{} {}] dropped: {}", id, shared->peerAddress, e.what());
-        }
+    loop->post([this, loop, shared, id, deadline, acceptedAt] {
+        auto address = shared->peerAddress;
+        auto c = std::make_unique<Connection>(*loop, m_services, std::move(*shared), id, acceptedAt, deadline);
+        auto* raw = c.get();
+        raw->begin(loop->adopt(std::move(c)));
     });
-    if (!queued) {
-        log::get(log::Listener)
-            ->warn("[{} {}] refused: {} handshakes already waiting", id, shared->peerAddress,
-                m_config.maxPendingHandshakes);
-        try {
-            m_inventory->addEvent(inventory::Event { .at = now(),
-                .kind = inventory::EventKind::Refused,
-                .connectionId = id,
-                .address = shared->peerAddress,
-                .detail = "too many handshakes in progress" });
-        } catch (const std::exception&) { }
-    }
 }
 
-void Daemon::handshakeFailed(const std::string& connectionId, const std::string& address, const std::string& reason,
+void Daemon::handshakeEnded(const std::string& address, bool failed)
+{
+    auto block = m_admission->finished(address, failed, SteadyClock::now());
+    if (!block) {
+        return;
+    }
+    log::get(log::Listener)->warn("blocking {} for {} s: {}", block->key, block->duration.count(), block->reason);
+    auto until = toSystem(block->until);
+    m_inventoryWorker->trySubmit([this, block = *block, until] {
+        try {
+            m_inventory->blockSource(block.key, now(), until, block.reason, block.failures);
+        } catch (const std::exception& e) {
+            log::get(log::Inventory)->error("recording the block of {}: {}", block.key, e.what());
+        }
+    });
+}
+
+void Daemon::recordFailure(const std::string& connectionId, const std::string& address, const std::string& reason,
     const std::optional<inventory::Device>& device, const std::string& fingerprint)
 {
+    // A flood of junk must not become a flood of log lines and inventory writes: beyond kFailureBurst per second
+    // failures are only counted (admission's summary has them all).
+    constexpr double kFailureRate = 20;
+    constexpr double kFailureBurst = 50;
+    {
+        std::lock_guard lock(m_failureMutex);
+        auto t = SteadyClock::now();
+        m_failureTokens = std::min(
+            kFailureBurst, m_failureTokens + kFailureRate * std::chrono::duration<double>(t - m_failureRefill).count());
+        m_failureRefill = t;
+        if (m_failureTokens < 1) {
+            ++m_failuresSuppressed;
+            return;
+        }
+        m_failureTokens -= 1;
+    }
     log::get(log::Listener)->warn("[{} {}] handshake failed: {}", connectionId, address, reason);
-    m_inventory->addEvent(inventory::Event { .at = now(),
+    inventory::Event event { .at = now(),
         .kind = inventory::EventKind::HandshakeFailed,
         .deviceId = device ? std::optional(device->id) : std::nullopt,
         .deviceName = device ? device->name.value_or("") : "",
         .connectionId = connectionId,
         .address = address,
         .fingerprint = device ? device->fingerprint : fingerprint,
-        .detail = reason });
+        .detail = reason };
+    m_inventoryWorker->trySubmit([this, event] {
+        try {
+            m_inventory->addEvent(event);
+        } catch (const std::exception& e) {
+            log::get(log::Inventory)
+                ->error("[{} {}] recording a failed handshake: {}", event.connectionId, event.address, e.what());
+        }
+    });
 }
 
-void Daemon::hold(const std::string& connectionId, const std::string& address, const inventory::Device& device,
-    std::unique_ptr<netconf::Session> session)
+void Daemon::syncBlocks()
 {
-    const std::string name = device.name.value_or("");
-    log::get(log::Netconf)
-        ->info("[{} {}] NETCONF {} session {} with {} ({} capabilities)", connectionId, address, session->version(),
-            session->sessionId(), name, session->capabilities().size());
-    m_registry->add(LiveSession { .deviceId = device.id,
-        .deviceName = name,
-        .connectionId = connectionId,
-        .address = address,
-        .fingerprint = device.fingerprint,
-        .start = now(),
-        .session = std::move(session) });
-}
-
-void Daemon::handleSsh(const std::string& connectionId, Accepted& accepted)
-{
-    const auto& address = accepted.peerAddress;
-    auto deadline = std::chrono::steady_clock::now() + m_config.handshakeTimeout;
-    transport::SshHandshake ssh(std::move(accepted.socket), address, deadline);
-    transport::HostKey hostKey;
-    try {
-        hostKey = ssh.keyExchange();
-    } catch (const transport::HandshakeError& e) {
-        handshakeFailed(connectionId, address, e.what());
-        return;
+    std::vector<PersistedBlock> persisted;
+    for (const auto& b : m_inventory->blockedSources(now())) {
+        persisted.push_back({ b.source, toSteady(b.until), b.reason });
     }
-
-    auto decision = m_identity->decideSsh({ connectionId, address }, hostKey.fingerprint, hostKey.keyType);
-    if (decision.verdict != identity::Verdict::Accept) {
-        // Turned away before user authentication: the device never sees our user name, key or password.
-        ssh.disconnect();
-        return;
-    }
-    const auto& device = *decision.device;
-    transport::Credentials credentials { device.sshUser.value_or(m_config.sshUser), m_config.sshKeyFile,
-        m_config.sshPassword };
-    try {
-        ssh.authenticate(credentials);
-    } catch (const transport::HandshakeError& e) {
-        handshakeFailed(connectionId, address, e.what(), device);
-        return;
-    }
-    log::get(log::Ssh)->info(
-        "[{} {}] authenticated to {} as {}", connectionId, address, device.name.value_or(""), credentials.user);
-    try {
-        auto socket = ssh.socket();
-        // nc_connect_libssh takes the libssh session, on failure too.
-        hold(connectionId, address, device,
-            netconf::Session::connectSsh(ssh.release(), socket, *m_contexts, device.capabilities));
-    } catch (const netconf::SessionError& e) {
-        handshakeFailed(connectionId, address, e.what(), device);
+    for (const auto& key : m_admission->reconcile(persisted, SteadyClock::now())) {
+        log::get(log::Listener)->info("{} unblocked by operator", key);
     }
 }
 
-void Daemon::handleTls(const std::string& connectionId, Accepted& accepted)
+void Daemon::housekeeping()
 {
-    const auto& address = accepted.peerAddress;
-    auto deadline = std::chrono::steady_clock::now() + m_config.handshakeTimeout;
-    transport::TlsHandshake tls(*m_tlsContext, std::move(accepted.socket), deadline);
-    try {
-        tls.connect();
-    } catch (const transport::HandshakeError& e) {
-        handshakeFailed(connectionId, address, e.what());
-        return;
-    }
-    auto decision = m_identity->decideTls({ connectionId, address }, tls.peerChain(), *m_trustStore);
-    if (decision.verdict != identity::Verdict::Accept) {
-        return; // ~TlsHandshake closes the connection; nothing but our (public) certificate was sent
-    }
-    const auto& device = *decision.device;
-    try {
-        // A device that refuses our certificate says so only after a TLS 1.3 handshake: find out here, with the
-        // device's own reason, before a NETCONF session is started.
-        tls.awaitHello();
-    } catch (const transport::HandshakeError& e) {
-        handshakeFailed(connectionId, address, e.what(), device);
-        return;
-    }
-    log::get(log::Listener)
-        ->info("[{} {}] {} session with {}", connectionId, address, tls.protocol(), device.name.value_or(""));
-    try {
-        auto socket = tls.socket();
-        auto channel = m_tlsPump->add(tls.release(), socket);
-        hold(connectionId, address, device,
-            netconf::Session::connectTls(
-                std::move(channel.in), std::move(channel.out), *m_contexts, device.capabilities));
-    } catch (const netconf::SessionError& e) {
-        handshakeFailed(connectionId, address, e.what(), device);
+    // Refusals are counted in memory on the accept path; here they become one log line and one event per interval,
+    // and operator unblocks (callhomectl unblock writes the inventory) reach the admission table.
+    auto interval = std::max(m_config.admission.summaryInterval, std::chrono::seconds(1));
+    auto nextSummary = SteadyClock::now() + interval;
+    uint64_t lastChange = 0;
+    std::unique_lock lock(m_housekeepingMutex);
+    while (!m_housekeepingStop) {
+        m_housekeepingWake.wait_for(lock, std::chrono::milliseconds(500), [this] { return m_housekeepingStop; });
+        if (m_housekeepingStop) {
+            break;
+        }
+        lock.unlock();
+        try {
+            if (auto c = m_inventory->changeCounter(); c != lastChange) {
+                lastChange = c;
+                syncBlocks();
+            }
+            if (m_trustStore) {
+                m_trustStore->reloadIfChanged(); // a few stat() calls; CRLs and anchors replaced on disk apply live
+            }
+            if (SteadyClock::now() >= nextSummary) {
+                nextSummary = SteadyClock::now() + interval;
+                auto summary = m_admission->takeSummary();
+                uint64_t suppressed = 0;
+                {
+                    std::lock_guard failures(m_failureMutex);
+                    std::swap(suppressed, m_failuresSuppressed);
+                }
+                if (!summary.quiet()) {
+                    auto text = summary.describe();
+                    if (suppressed) {
+                        text += "; " + std::to_string(suppressed) + " failed handshakes not logged one by one";
+                    }
+                    log::get(log::Listener)->warn("admission: {}", text);
+                    m_inventory->addEvent(
+                        inventory::Event { .at = now(), .kind = inventory::EventKind::RefusedSummary, .detail = text });
+                }
+            }
+        } catch (const std::exception& e) {
+            log::get(log::Listener)->error("admission housekeeping: {}", e.what());
+        }
+        lock.lock();
     }
 }
 } // namespace callhome::server

@@ -1,9 +1,13 @@
 #pragma once
 #include "config/Config.h"
 #include "inventory/Types.h"
+#include "server/Connection.h"
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace callhome::inventory {
@@ -11,28 +15,36 @@ class Inventory;
 }
 namespace callhome::identity {
 class IdentityPolicy;
-class TrustStore;
+class TrustStoreHolder;
 } // namespace callhome::identity
 namespace callhome::transport {
 class TlsClientContext;
-class TlsPump;
 } // namespace callhome::transport
 namespace callhome::netconf {
 class ContextPool;
 class Runtime;
-class Session;
 } // namespace callhome::netconf
 
 namespace callhome::server {
+class Admission;
+class EventLoop;
 class Listener;
 class SessionRegistry;
 class WorkerPool;
 struct Accepted;
 
-/** callhomed: listener → handshake workers → identity → authentication → NETCONF session → registry. */
+/**
+ * callhomed: listener (admission) → event loops (handshake state machines, then each device's transport pump) →
+ * identity (inventory thread) → NETCONF session (setup threads) → registry. A fixed set of named threads whatever the
+ * number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2, ch-registry,
+ * ch-admission.
+ */
 class Daemon {
 public:
-    /** Opens the inventory (creating/migrating it), loads or creates the station key, binds every endpoint. */
+    /**
+     * Opens the inventory (creating/migrating it), loads or creates the station key, raises the open-file limit,
+     * binds every endpoint.
+     */
     explicit Daemon(config::Config config);
     ~Daemon();
     Daemon(const Daemon&) = delete;
@@ -46,30 +58,46 @@ public:
     SessionRegistry& registry();
     netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
+    Admission& admission();
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
+    /** Re-reads the trust store's anchors and CRLs now (SIGHUP); on error the old store stays in use. */
+    void reloadTrustStore();
+    /** Connections on the event loops (handshakes and sessions). */
+    size_t connections() const;
 
 private:
     void onAccept(Accepted&& accepted);
-    void handleSsh(const std::string& connectionId, Accepted& accepted);
-    void handleTls(const std::string& connectionId, Accepted& accepted);
-    void handshakeFailed(const std::string& connectionId, const std::string& address, const std::string& reason,
-        const std::optional<inventory::Device>& device = std::nullopt, const std::string& fingerprint = "");
-    void hold(const std::string& connectionId, const std::string& address, const inventory::Device& device,
-        std::unique_ptr<netconf::Session> session);
+    void handshakeEnded(const std::string& address, bool failed);
+    void recordFailure(const std::string& connectionId, const std::string& address, const std::string& reason,
+        const std::optional<inventory::Device>& device, const std::string& fingerprint);
+    void housekeeping();
+    void syncBlocks();
 
     config::Config m_config;
     std::string m_stationPublicKey;
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;
-    std::unique_ptr<identity::TrustStore> m_trustStore;
+    std::unique_ptr<identity::TrustStoreHolder> m_trustStore;
     std::unique_ptr<transport::TlsClientContext> m_tlsContext;
-    std::unique_ptr<transport::TlsPump> m_tlsPump;
     std::unique_ptr<identity::IdentityPolicy> m_identity;
     std::unique_ptr<netconf::ContextPool> m_contexts;
     std::unique_ptr<SessionRegistry> m_registry;
-    std::unique_ptr<WorkerPool> m_workers;
+    std::unique_ptr<Admission> m_admission;
+    std::unique_ptr<WorkerPool> m_inventoryWorker;
+    std::unique_ptr<WorkerPool> m_setupWorkers;
+    Services m_services;
+    std::vector<std::unique_ptr<EventLoop>> m_loops;
     std::unique_ptr<Listener> m_listener;
     std::atomic<uint64_t> m_nextConnection { 1 };
+    std::atomic<size_t> m_nextLoop { 0 };
     std::atomic<bool> m_stopped { false };
+    std::mutex m_failureMutex;
+    double m_failureTokens = 50;
+    std::chrono::steady_clock::time_point m_failureRefill = std::chrono::steady_clock::now();
+    uint64_t m_failuresSuppressed = 0;
+    std::mutex m_housekeepingMutex;
+    std::condition_variable m_housekeepingWake;
+    bool m_housekeepingStop = false;
+    std::thread m_housekeeping;
 };
 } // namespace callhome::server

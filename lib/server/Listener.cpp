@@ -3,6 +3,7 @@
 #include "common/Log.h"
 #include <arpa/inet.h>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -126,6 +127,8 @@ void Listener::run()
 {
     auto logger = log::get(log::Listener);
     epoll_event events[16];
+    uint64_t outOfFiles = 0;
+    auto nextOutOfFilesLog = std::chrono::steady_clock::time_point {};
     while (true) {
         int n = ::epoll_wait(m_epoll.get(), events, 16, -1);
         if (n < 0) {
@@ -147,8 +150,17 @@ void Listener::run()
                     m_sockets[idx].get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
-                        // Out of descriptors: leave the rest in the backlog instead of spinning.
-                        logger->error("accept on {}: {}", m_bound[idx].toString(), std::strerror(errno));
+                        // Out of descriptors: leave the rest in the backlog for 100 ms instead of spinning, and say
+                        // so at most every 10 s with how often it happened.
+                        ++outOfFiles;
+                        auto t = std::chrono::steady_clock::now();
+                        if (t >= nextOutOfFilesLog) {
+                            logger->error("accept on {}: {} ({} time(s) in the last 10 s; accepting paused 100 ms "
+                                          "each time)",
+                                m_bound[idx].toString(), std::strerror(errno), outOfFiles);
+                            outOfFiles = 0;
+                            nextOutOfFilesLog = t + std::chrono::seconds(10);
+                        }
                         epoll_event ignored[1];
                         ::epoll_wait(m_epoll.get(), ignored, 1, 100);
                     } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {

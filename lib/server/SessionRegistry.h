@@ -3,6 +3,8 @@
 #include "common/UniqueFd.h"
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,8 +27,11 @@ struct LiveSession {
     std::string connectionId;
     std::string address;
     std::string fingerprint;
+    std::string transport; ///< "ssh" or "tls"
     TimePoint start;
-    std::unique_ptr<netconf::Session> session;
+    std::shared_ptr<netconf::Session> session;
+    /** Asks the device's connection (on its event loop) to end the session; thread-safe, returns at once. */
+    std::function<void(const std::string& reason)> close;
 };
 
 /** What the registry can tell about a held session. */
@@ -35,20 +40,21 @@ struct SessionInfo {
     std::string deviceName;
     std::string connectionId;
     std::string address;
+    std::string transport;
     TimePoint start;
 };
 
 /**
- * Holds every live session without a thread per session: one monitor thread waits on all session sockets with
- * epoll, notices devices going away, sends keepalives, beats the listener's heartbeat into the inventory, and
- * closes sessions whose device an operator revoked, rejected or forgot (it polls the inventory's change counter,
- * so callhomectl needs no channel to the daemon).
+ * The sessions we hold, by device. It never touches a device's network: connections (on the event loops) report
+ * sessions up and down (add/ended, both called on the one inventory thread, in order), and the registry asks a
+ * connection to close by message. Its monitor thread beats the listener's heartbeat into the inventory and closes
+ * the sessions of devices an operator revoked, rejected or forgot (it polls the inventory's change counter, so
+ * callhomectl needs no channel to the daemon).
  */
 class SessionRegistry {
 public:
     struct Options {
         std::string listenerId;
-        std::chrono::seconds keepaliveInterval { 30 };
         std::chrono::milliseconds heartbeatInterval { 5000 };
         std::chrono::milliseconds inventoryPoll { 250 };
     };
@@ -58,31 +64,35 @@ public:
     SessionRegistry& operator=(const SessionRegistry&) = delete;
 
     void start();
-    /** Takes over a new session; an older session of the same device is closed first (the device called again). */
-    void add(LiveSession&& session);
-    /** Closes every session (<close-session>), records them closed, stops the monitor. */
+    /** A token for a session about to be added (connections take one on the loop, then add() on the inventory thread).
+     */
+    uint64_t reserveToken() noexcept { return m_nextToken++; }
+    /** Records the session; an older session of the same device is asked to close (the device called again). */
+    void add(uint64_t token, LiveSession&& session);
+    /** The connection ended: frees libnetconf2's session and records the end. Unknown tokens are ignored. */
+    void ended(uint64_t token, const std::string& reason);
+    /** Asks every session to close. */
+    void closeAll(const std::string& reason);
+    /** Waits until no session is held, up to `timeout`; false when some remain. */
+    bool waitEmpty(std::chrono::milliseconds timeout);
+    /** Stops the monitor; records whatever is still held as closed. Call after the loops and workers stopped. */
     void stop(const std::string& reason);
     std::vector<SessionInfo> sessions() const;
     size_t size() const;
 
 private:
     void run();
-    void closeByToken(uint64_t token, const std::string& reason);
-    /** Closes several sessions at once (token, reason), in parallel when there are many. */
-    void closeMany(const std::vector<std::pair<uint64_t, std::string>>& closing);
     void reconcile();
-    void keepalives();
-    std::shared_ptr<LiveSession> take(uint64_t token);
 
     inventory::Inventory& m_inventory;
     Options m_options;
-    UniqueFd m_epoll;
-    UniqueFd m_wake;
     mutable std::mutex m_mutex;
-    std::map<uint64_t, std::shared_ptr<LiveSession>> m_sessions; ///< by token (fds get reused, tokens do not)
+    std::condition_variable m_changed;
+    std::map<uint64_t, std::shared_ptr<LiveSession>> m_sessions;
     std::map<int64_t, uint64_t> m_byDevice;
-    uint64_t m_nextToken = 1;
-    std::atomic<bool> m_stopping { false };
+    std::atomic<uint64_t> m_nextToken { 1 };
+    bool m_stopping = false;
+    std::condition_variable m_wake;
     std::thread m_thread;
 };
 } // namespace callhome::server

@@ -1,11 +1,15 @@
 #include "server/WorkerPool.h"
+#include <pthread.h>
 
 namespace callhome::server {
-WorkerPool::WorkerPool(unsigned threads, size_t maxQueued)
+WorkerPool::WorkerPool(unsigned threads, size_t maxQueued, const std::string& name)
     : m_maxQueued(maxQueued)
 {
     for (unsigned i = 0; i < threads; ++i) {
-        m_threads.emplace_back([this] { run(); });
+        m_threads.emplace_back([this, name] {
+            pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+            run();
+        });
     }
 }
 

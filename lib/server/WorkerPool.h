@@ -3,6 +3,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -10,7 +11,8 @@ namespace callhome::server {
 /** Fixed threads running queued tasks; the queue is bounded so a connection flood cannot grow memory. */
 class WorkerPool {
 public:
-    WorkerPool(unsigned threads, size_t maxQueued);
+    /** `name` names the threads (ps -T, top -H). */
+    WorkerPool(unsigned threads, size_t maxQueued, const std::string& name = "ch-worker");
     ~WorkerPool();
     WorkerPool(const WorkerPool&) = delete;
     WorkerPool& operator=(const WorkerPool&) = delete;

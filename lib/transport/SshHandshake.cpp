@@ -1,9 +1,12 @@
 #include "transport/SshHandshake.h"
 #include "common/Error.h"
+#include "common/SocketRef.h"
 #include "transport/SshPtr.h"
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <poll.h>
+#include <libssh/callbacks.h>
+#include <map>
 
 namespace callhome::transport {
 namespace {
@@ -16,6 +19,8 @@ constexpr const char* kHostKeys = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-ni
 constexpr const char* kCiphers = "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
                                  "aes256-ctr,aes192-ctr,aes128-ctr";
 constexpr const char* kMacs = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512";
+// One write never takes more than this, so a fast device cannot keep the loop on itself.
+constexpr size_t kMaxWrite = 32768;
 
 void setOption(ssh_session s, ssh_options_e option, const void* value, const char* what)
 {
@@ -23,14 +28,146 @@ void setOption(ssh_session s, ssh_options_e option, const void* value, const cha
         throw HandshakeError(std::string("cannot set SSH option ") + what + ": " + ssh_get_error(s));
     }
 }
+
+/** The station key, parsed once per thread (every handshake of a loop signs with it). */
+ssh_key stationKey(const std::string& path)
+{
+    thread_local std::map<std::string, SshKeyPtr> cache;
+    if (auto it = cache.find(path); it != cache.end()) {
+        return it->second.get();
+    }
+    ssh_key raw = nullptr;
+    if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) {
+        throw HandshakeError("cannot load the station key " + path);
+    }
+    return cache.emplace(path, SshKeyPtr(raw)).first->second.get();
+}
+
+struct SshChannelFree {
+    void operator()(ssh_channel c) const noexcept { ssh_channel_free(c); }
+};
+using SshChannelPtr = std::unique_ptr<std::remove_pointer_t<ssh_channel>, SshChannelFree>;
+
+class SshChannelStream : public DeviceStream {
+public:
+    SshChannelStream(SshSessionPtr session, SshChannelPtr channel, SocketRef socket)
+        : m_session(std::move(session))
+        , m_channel(std::move(channel))
+        , m_socket(socket)
+    { }
+    ~SshChannelStream() override { shutdown(); }
+
+    int fd() const noexcept override { return m_socket.fd; }
+
+    IoResult read(char* buf, size_t n) override
+    {
+        if (!m_channel) {
+            return { 0, true, "closed" };
+        }
+        int r = ssh_channel_read_nonblocking(m_channel.get(), buf, static_cast<uint32_t>(n), 0);
+        if (r > 0) {
+            return { static_cast<size_t>(r), false, {} };
+        }
+        if (r == SSH_EOF || ssh_channel_is_eof(m_channel.get()) || ssh_channel_is_closed(m_channel.get())) {
+            return { 0, true, "device closed the connection" };
+        }
+        if (r == SSH_ERROR || !ssh_is_connected(m_session.get())) {
+            return { 0, true, std::string("SSH: ") + ssh_get_error(m_session.get()) };
+        }
+        return {};
+    }
+
+    IoResult write(const char* buf, size_t n) override
+    {
+        if (!m_channel) {
+            return { 0, true, "closed" };
+        }
+        // libssh's own write waits for a window adjust when the window is short; never let it: write what fits.
+        uint32_t window = ssh_channel_window_size(m_channel.get());
+        size_t now = std::min({ n, static_cast<size_t>(window), kMaxWrite });
+        if (now == 0) {
+            return {};
+        }
+        int w = ssh_channel_write(m_channel.get(), buf, static_cast<uint32_t>(now));
+        if (w == SSH_ERROR) {
+            return { 0, true, std::string("SSH: ") + ssh_get_error(m_session.get()) };
+        }
+        return { static_cast<size_t>(std::max(w, 0)), false, {} };
+    }
+
+    bool wantsWritable() const override
+    {
+        return m_session && (ssh_get_poll_flags(m_session.get()) & SSH_WRITE_PENDING);
+    }
+
+    void flush() override
+    {
+        if (m_session) {
+            ssh_blocking_flush(m_session.get(), 0); // timeout 0: push what the socket takes, return
+        }
+    }
+
+    bool hasProbe() const noexcept override { return true; }
+
+    bool sendProbe() override
+    {
+        if (m_probePending) {
+            return false;
+        }
+        // libssh 0.10's ssh_send_keepalive asks for no reply, so a hung device would look alive for ever. A channel
+        // request with want-reply does get one (OpenSSH, libssh and paramiko servers answer "failure" to an env
+        // request on a running subsystem channel); any answer proves the device's SSH is alive.
+        int rc = ssh_channel_request_env(m_channel.get(), "CALLHOME_KEEPALIVE", "1");
+        m_probePending = rc == SSH_AGAIN;
+        return true;
+    }
+
+    bool probeAnswered() override
+    {
+        if (m_probePending) {
+            // Still pending: polls the request state (and processes whatever the device sent, for read()).
+            m_probePending = ssh_channel_request_env(m_channel.get(), "CALLHOME_KEEPALIVE", "1") == SSH_AGAIN;
+        }
+        return !m_probePending;
+    }
+
+    void shutdown() noexcept override
+    {
+        if (m_channel) {
+            ssh_channel_close(m_channel.get());
+            m_channel.reset();
+        }
+        if (m_session) {
+            m_session.reset(); // SSH_MSG_DISCONNECT, best effort on the non-blocking socket
+        }
+        m_socket.closeIfStillOurs();
+        m_socket = {};
+    }
+
+    std::string protocol() const override { return "SSH"; }
+
+private:
+    SshSessionPtr m_session;
+    SshChannelPtr m_channel; ///< declared after the session: freed first
+    SocketRef m_socket;
+    bool m_probePending = false;
+};
 } // namespace
 
 struct SshHandshake::Impl {
     SocketRef socket;
-    bool released = false;
     SshSessionPtr session;
-    Deadline deadline;
-    bool connected = false;
+    SshChannelPtr channel;
+    HostKey hostKey;
+    enum class Auth { Start, PublicKey, Password } auth = Auth::Start;
+    bool channelOpen = false;
+
+    ~Impl()
+    {
+        channel.reset();
+        session.reset();
+        socket.closeIfStillOurs();
+    }
 };
 
 const char* SshHandshake::kexAlgorithms()
@@ -43,10 +180,10 @@ const char* SshHandshake::hostKeyAlgorithms()
     return kHostKeys;
 }
 
-SshHandshake::SshHandshake(UniqueFd socket, const std::string& peerAddress, Deadline deadline)
+SshHandshake::SshHandshake(UniqueFd socket, const std::string& peerAddress)
     : m_impl(std::make_unique<Impl>())
 {
-    m_impl->deadline = deadline;
+    m_impl->socket = SocketRef::of(socket.release()); // closed in ~Impl, or by the stream after hand-over
     m_impl->session.reset(ssh_new());
     if (!m_impl->session) {
         throw HandshakeError("ssh_new failed");
@@ -55,7 +192,9 @@ SshHandshake::SshHandshake(UniqueFd socket, const std::string& peerAddress, Dead
     int noConfig = 0;
     // Never read ~/.ssh/config or /etc/ssh/ssh_config: what we offer must not depend on the daemon's environment.
     setOption(s, SSH_OPTIONS_PROCESS_CONFIG, &noConfig, "process-config");
-    // nc_connect_libssh creates its own TCP socket unless a host is set, so the host must always be set.
+    // Nor known_hosts files: libssh reads them to order host-key algorithms; the inventory is our known_hosts.
+    setOption(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null", "known-hosts");
+    setOption(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null", "global-known-hosts");
     setOption(s, SSH_OPTIONS_HOST, peerAddress.c_str(), "host");
     setOption(s, SSH_OPTIONS_KEY_EXCHANGE, kKex, "kex");
     setOption(s, SSH_OPTIONS_HOSTKEYS, kHostKeys, "hostkeys");
@@ -64,99 +203,80 @@ SshHandshake::SshHandshake(UniqueFd socket, const std::string& peerAddress, Dead
     setOption(s, SSH_OPTIONS_HMAC_C_S, kMacs, "macs");
     setOption(s, SSH_OPTIONS_HMAC_S_C, kMacs, "macs");
     setOption(s, SSH_OPTIONS_PUBLICKEY_ACCEPTED_TYPES, kHostKeys, "pubkey types");
-    int fd = socket.get();
+    int fd = m_impl->socket.fd;
     setOption(s, SSH_OPTIONS_FD, &fd, "fd");
-    // Closed in ~SshHandshake, or after the NETCONF session when the session was released.
-    m_impl->socket = SocketRef::of(socket.release());
     ssh_set_blocking(s, 0);
 }
 
-SshHandshake::~SshHandshake()
+SshHandshake::~SshHandshake() = default;
+
+int SshHandshake::fd() const noexcept
 {
-    if (m_impl) {
-        m_impl->session.reset();
-        if (!m_impl->released) {
-            m_impl->socket.closeIfStillOurs();
-        }
-    }
+    return m_impl->socket.fd;
 }
 
-SocketRef SshHandshake::socket() const noexcept
+bool SshHandshake::wantsWritable() const
 {
-    return m_impl->socket;
+    return m_impl->session && (ssh_get_poll_flags(m_impl->session.get()) & SSH_WRITE_PENDING);
 }
 
-void SshHandshake::waitIo(const char* step)
+const HostKey& SshHandshake::hostKey() const noexcept
+{
+    return m_impl->hostKey;
+}
+
+bool SshHandshake::stepKeyExchange()
 {
     ssh_session s = m_impl->session.get();
-    auto left
-        = std::chrono::duration_cast<std::chrono::milliseconds>(m_impl->deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-        throw HandshakeError(std::string("timed out during ") + step);
-    }
-    pollfd p { ssh_get_fd(s), POLLIN, 0 };
-    if (ssh_get_poll_flags(s) & SSH_WRITE_PENDING) {
-        p.events |= POLLOUT;
-    }
-    // Short slices: libssh may have buffered work that needs a call, not a readable socket.
-    int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
-    if (r < 0 && errno != EINTR) {
-        throw HandshakeError(std::string("poll: ") + std::strerror(errno));
-    }
-}
-
-HostKey SshHandshake::keyExchange()
-{
-    ssh_session s = m_impl->session.get();
-    int rc;
-    while ((rc = ssh_connect(s)) == SSH_AGAIN) {
-        waitIo("key exchange");
+    int rc = ssh_connect(s);
+    if (rc == SSH_AGAIN) {
+        return false;
     }
     if (rc != SSH_OK) {
         throw HandshakeError(std::string("key exchange failed: ") + ssh_get_error(s));
     }
-    m_impl->connected = true;
     ssh_key raw = nullptr;
     if (ssh_get_server_publickey(s, &raw) != SSH_OK || !raw) {
         throw HandshakeError(std::string("no host key: ") + ssh_get_error(s));
     }
     SshKeyPtr key(raw);
-    HostKey out;
-    out.fingerprint = fingerprintOf(key.get());
+    m_impl->hostKey.fingerprint = fingerprintOf(key.get());
     const char* type = ssh_key_type_to_char(ssh_key_type(key.get()));
-    out.keyType = type ? type : "unknown";
-    return out;
+    m_impl->hostKey.keyType = type ? type : "unknown";
+    return true;
 }
 
-void SshHandshake::authenticate(const Credentials& credentials)
+bool SshHandshake::stepAuthenticate(const Credentials& credentials)
 {
     ssh_session s = m_impl->session.get();
-    setOption(s, SSH_OPTIONS_USER, credentials.user.c_str(), "user");
-
-    ssh_key raw = nullptr;
-    if (ssh_pki_import_privkey_file(credentials.privateKeyPath.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) {
-        throw HandshakeError("cannot load the station key " + credentials.privateKeyPath);
+    using Auth = Impl::Auth;
+    if (m_impl->auth == Auth::Start) {
+        setOption(s, SSH_OPTIONS_USER, credentials.user.c_str(), "user");
+        m_impl->auth = Auth::PublicKey;
     }
-    SshKeyPtr key(raw);
-    int rc;
-    while ((rc = ssh_userauth_publickey(s, nullptr, key.get())) == SSH_AUTH_AGAIN) {
-        waitIo("public key authentication");
+    if (m_impl->auth == Auth::PublicKey) {
+        int rc = ssh_userauth_publickey(s, nullptr, stationKey(credentials.privateKeyPath));
+        if (rc == SSH_AUTH_AGAIN) {
+            return false;
+        }
+        if (rc == SSH_AUTH_SUCCESS) {
+            return true;
+        }
+        if (rc == SSH_AUTH_ERROR) {
+            throw HandshakeError(std::string("public key authentication failed: ") + ssh_get_error(s));
+        }
+        if (!credentials.password) {
+            throw HandshakeError("the device refused the station key for user '" + credentials.user
+                + "' (install `callhomectl station-key` on it, or configure a password)");
+        }
+        m_impl->auth = Auth::Password;
+    }
+    int rc = ssh_userauth_password(s, nullptr, credentials.password->c_str());
+    if (rc == SSH_AUTH_AGAIN) {
+        return false;
     }
     if (rc == SSH_AUTH_SUCCESS) {
-        return;
-    }
-    if (rc == SSH_AUTH_ERROR) {
-        throw HandshakeError(std::string("public key authentication failed: ") + ssh_get_error(s));
-    }
-    if (!credentials.password) {
-        throw HandshakeError("the device refused the station key for user '" + credentials.user
-            + "' (install `callhomectl station-key` on it, or configure a password)");
-    }
-    while ((rc = ssh_userauth_password(s, nullptr, credentials.password->c_str())) == SSH_AUTH_AGAIN) {
-        waitIo("password authentication");
-    }
-    if (rc == SSH_AUTH_SUCCESS) {
-        return;
+        return true;
     }
     if (rc == SSH_AUTH_ERROR) {
         throw HandshakeError(std::string("password authentication failed: ") + ssh_get_error(s));
@@ -164,17 +284,48 @@ void SshHandshake::authenticate(const Credentials& credentials)
     throw HandshakeError("the device refused the station key and the password for user '" + credentials.user + "'");
 }
 
+bool SshHandshake::stepOpenNetconf()
+{
+    ssh_session s = m_impl->session.get();
+    if (!m_impl->channel) {
+        m_impl->channel.reset(ssh_channel_new(s));
+        if (!m_impl->channel) {
+            throw HandshakeError(std::string("cannot create an SSH channel: ") + ssh_get_error(s));
+        }
+    }
+    if (!m_impl->channelOpen) {
+        int rc = ssh_channel_open_session(m_impl->channel.get());
+        if (rc == SSH_AGAIN) {
+            return false;
+        }
+        if (rc != SSH_OK) {
+            throw HandshakeError(std::string("the device refused a session channel: ") + ssh_get_error(s));
+        }
+        m_impl->channelOpen = true;
+    }
+    int rc = ssh_channel_request_subsystem(m_impl->channel.get(), "netconf");
+    if (rc == SSH_AGAIN) {
+        return false;
+    }
+    if (rc != SSH_OK) {
+        throw HandshakeError(std::string("the device refused the netconf subsystem: ") + ssh_get_error(s));
+    }
+    return true;
+}
+
+std::unique_ptr<DeviceStream> SshHandshake::stream()
+{
+    auto socket = m_impl->socket;
+    m_impl->socket = {};
+    return std::make_unique<SshChannelStream>(std::move(m_impl->session), std::move(m_impl->channel), socket);
+}
+
 void SshHandshake::disconnect()
 {
     // SshSessionFree sends SSH_MSG_DISCONNECT when connected; libssh leaves the socket to us.
+    m_impl->channel.reset();
     m_impl->session.reset();
     m_impl->socket.closeIfStillOurs();
     m_impl->socket = {};
-}
-
-ssh_session_struct* SshHandshake::release()
-{
-    m_impl->released = true;
-    return m_impl->session.release();
 }
 } // namespace callhome::transport

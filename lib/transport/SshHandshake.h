@@ -1,15 +1,15 @@
 #pragma once
-#include "common/SocketRef.h"
 #include "common/UniqueFd.h"
-#include <chrono>
+#include "transport/DeviceStream.h"
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 struct ssh_session_struct;
 
 namespace callhome::transport {
-/** The handshake with a device failed (transport error, timeout, authentication refused). */
+/** The handshake with a device failed (transport error, authentication refused, protocol error). */
 class HandshakeError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -29,37 +29,37 @@ struct Credentials {
 };
 
 /**
- * Our side of RFC 8071 over SSH: a libssh *client* on a socket the device connected to us. Split in two steps
- * so that the device's host key is checked before anything of ours (user name, key signature, password) is sent.
- * Every step is non-blocking under one deadline.
+ * Our side of RFC 8071 over SSH: a non-blocking libssh *client* on a socket the device connected to us, driven as a
+ * state machine by an event loop. Each step() returns true when its phase is done and false when it waits for the
+ * socket (wantsWritable() says whether for writing too); none ever waits itself. The device's host key is checked
+ * between key exchange and authentication, so nothing of ours (user name, key signature, password) is sent before.
  */
 class SshHandshake {
 public:
-    using Deadline = std::chrono::steady_clock::time_point;
     /** Takes the accepted socket; `peerAddress` is numeric. */
-    SshHandshake(UniqueFd socket, const std::string& peerAddress, Deadline deadline);
+    SshHandshake(UniqueFd socket, const std::string& peerAddress);
     ~SshHandshake();
     SshHandshake(const SshHandshake&) = delete;
     SshHandshake& operator=(const SshHandshake&) = delete;
 
-    /** Runs version exchange and key exchange (modern algorithms only) and returns the device's host key. */
-    HostKey keyExchange();
+    int fd() const noexcept;
+    bool wantsWritable() const;
+    /** Version exchange and key exchange (modern algorithms only); then hostKey() is set. */
+    bool stepKeyExchange();
+    const HostKey& hostKey() const noexcept;
     /** Public key (the station key) first, then the password if there is one. Throws HandshakeError when refused. */
-    void authenticate(const Credentials& credentials);
+    bool stepAuthenticate(const Credentials& credentials);
+    /** Opens a session channel and the `netconf` subsystem on it. */
+    bool stepOpenNetconf();
+    /** The `netconf` channel as the device's stream (after stepOpenNetconf); this handshake is spent. */
+    std::unique_ptr<DeviceStream> stream();
     /** Sends SSH_MSG_DISCONNECT and closes; used to turn away a device before authentication. */
     void disconnect();
-    /**
-     * Hands the authenticated libssh session over (nc_connect_libssh takes ownership of it). The socket stays ours
-     * to close once the session is freed (see SocketRef).
-     */
-    ssh_session_struct* release();
-    SocketRef socket() const noexcept;
     /** The libssh algorithms we offer, for logs and tests. */
     static const char* kexAlgorithms();
     static const char* hostKeyAlgorithms();
 
 private:
-    void waitIo(const char* step);
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };

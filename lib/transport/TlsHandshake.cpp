@@ -2,10 +2,10 @@
 #include "common/Error.h"
 #include "transport/OpenSsl.h"
 #include "transport/StationKey.h"
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <openssl/err.h>
-#include <poll.h>
 
 namespace callhome::transport {
 namespace {
@@ -33,6 +33,9 @@ TlsClientContext::TlsClientContext(
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+    // Level 2 whatever the system openssl.cnf says: no SHA-1 signatures, RSA/DH >= 2048 and EC >= 224 bits for the
+    // key exchange and our own certificate. The device's chain is judged at the same level by the identity step.
+    SSL_CTX_set_security_level(ctx.get(), 2);
     if (SSL_CTX_set_cipher_list(ctx.get(), kTls12Ciphers) != 1) {
         throw LibraryError("SSL_CTX_set_cipher_list", opensslError());
     }
@@ -68,8 +71,108 @@ TlsClientContext::~TlsClientContext()
     SSL_CTX_free(m_ctx);
 }
 
-TlsHandshake::TlsHandshake(const TlsClientContext& context, UniqueFd socket, Deadline deadline)
-    : m_deadline(deadline)
+namespace {
+std::string sslFailure(SSL* ssl, int rc, const char* what)
+{
+    int err = SSL_get_error(ssl, rc);
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        return std::string(what) + ": connection closed by the device";
+    }
+    return std::string(what) + ": " + opensslError("protocol error");
+}
+
+// At most this much plaintext per read or write call: one TLS record.
+constexpr size_t kRecord = 16384;
+
+/** A TLS session with a device as its NETCONF stream; non-blocking, no renegotiation. */
+class TlsStream : public DeviceStream {
+public:
+    TlsStream(SslPtr ssl, SocketRef socket)
+        : m_ssl(std::move(ssl))
+        , m_socket(socket)
+    { }
+    ~TlsStream() override { shutdown(); }
+
+    int fd() const noexcept override { return m_socket.fd; }
+
+    IoResult read(char* buf, size_t n) override
+    {
+        if (!m_ssl) {
+            return { 0, true, "closed" };
+        }
+        ERR_clear_error();
+        m_readWantsWrite = false;
+        int r = SSL_read(m_ssl.get(), buf, static_cast<int>(std::min(n, kRecord)));
+        if (r > 0) {
+            return { static_cast<size_t>(r), false, {} };
+        }
+        int err = SSL_get_error(m_ssl.get(), r);
+        if (err == SSL_ERROR_WANT_READ) {
+            return {};
+        }
+        if (err == SSL_ERROR_WANT_WRITE) {
+            m_readWantsWrite = true;
+            return {};
+        }
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+            ERR_clear_error();
+            return { 0, true, "device closed the connection" };
+        }
+        // e.g. TLS 1.3 "tlsv13 alert certificate required" / "sslv3 alert bad certificate": our certificate refused
+        return { 0, true, "the device ended the TLS session: " + opensslError("protocol error") };
+    }
+
+    IoResult write(const char* buf, size_t n) override
+    {
+        if (!m_ssl) {
+            return { 0, true, "closed" };
+        }
+        ERR_clear_error();
+        m_writeWantsWrite = false;
+        int w = SSL_write(m_ssl.get(), buf, static_cast<int>(std::min(n, kRecord)));
+        if (w > 0) {
+            return { static_cast<size_t>(w), false, {} };
+        }
+        int err = SSL_get_error(m_ssl.get(), w);
+        if (err == SSL_ERROR_WANT_WRITE) {
+            m_writeWantsWrite = true;
+            return {};
+        }
+        if (err == SSL_ERROR_WANT_READ) {
+            return {};
+        }
+        return { 0, true, sslFailure(m_ssl.get(), w, "TLS write") };
+    }
+
+    bool wantsWritable() const override { return m_readWantsWrite || m_writeWantsWrite; }
+    void flush() override { }
+    bool hasProbe() const noexcept override { return false; }
+    bool sendProbe() override { return false; }
+    bool probeAnswered() override { return true; }
+
+    void shutdown() noexcept override
+    {
+        if (m_ssl) {
+            SSL_shutdown(m_ssl.get()); // best effort close_notify; non-blocking
+            m_ssl.reset();
+            ERR_clear_error();
+        }
+        m_socket.closeIfStillOurs();
+        m_socket = {};
+    }
+
+    std::string protocol() const override { return m_ssl ? SSL_get_version(m_ssl.get()) : "TLS"; }
+
+private:
+    SslPtr m_ssl;
+    SocketRef m_socket;
+    bool m_readWantsWrite = false;
+    bool m_writeWantsWrite = false;
+};
+} // namespace
+
+TlsHandshake::TlsHandshake(const TlsClientContext& context, UniqueFd socket)
 {
     SslPtr ssl(SSL_new(context.get()));
     if (!ssl) {
@@ -86,42 +189,32 @@ TlsHandshake::TlsHandshake(const TlsClientContext& context, UniqueFd socket, Dea
 
 TlsHandshake::~TlsHandshake()
 {
-    if (!m_released) {
+    if (m_ssl) {
         SSL_free(m_ssl);
-        m_socket.closeIfStillOurs();
     }
+    m_socket.closeIfStillOurs();
 }
 
-void TlsHandshake::waitIo(int sslError, const char* step)
-{
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-        throw HandshakeError(std::string("timed out during ") + step);
-    }
-    pollfd p { m_socket.fd, static_cast<short>(sslError == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0 };
-    if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) {
-        throw HandshakeError(std::string("poll: ") + std::strerror(errno));
-    }
-}
-
-void TlsHandshake::connect()
+bool TlsHandshake::step()
 {
     ERR_clear_error();
-    while (true) {
-        int rc = SSL_connect(m_ssl);
-        if (rc == 1) {
-            return;
-        }
-        int err = SSL_get_error(m_ssl, rc);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            waitIo(err, "TLS handshake");
-            continue;
-        }
-        if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-            throw HandshakeError("TLS handshake failed: connection closed by the device");
-        }
-        throw HandshakeError("TLS handshake failed: " + opensslError("protocol error"));
+    m_wantsWrite = false;
+    int rc = SSL_connect(m_ssl);
+    if (rc == 1) {
+        return true;
     }
+    int err = SSL_get_error(m_ssl, rc);
+    if (err == SSL_ERROR_WANT_READ) {
+        return false;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        m_wantsWrite = true;
+        return false;
+    }
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+        throw HandshakeError("TLS handshake failed: connection closed by the device");
+    }
+    throw HandshakeError("TLS handshake failed: " + opensslError("protocol error"));
 }
 
 std::string TlsHandshake::protocol() const
@@ -141,38 +234,12 @@ std::vector<x509_st*> TlsHandshake::peerChain() const
     return out;
 }
 
-std::string TlsHandshake::awaitHello(size_t maxBytes)
+std::unique_ptr<DeviceStream> TlsHandshake::stream()
 {
-    // SSL_peek shows the first application-data record without consuming it, so libnetconf2 still reads the whole
-    // <hello> itself. Records after the first cannot be peeked, so only the start is checked here.
-    std::string buf(maxBytes, '\0');
-    ERR_clear_error();
-    while (true) {
-        int n = SSL_peek(m_ssl, buf.data(), static_cast<int>(buf.size()));
-        if (n > 0) {
-            buf.resize(static_cast<size_t>(n));
-            auto start = buf.find_first_not_of(" \t\r\n");
-            if (start == std::string::npos || buf[start] != '<') {
-                throw HandshakeError("the device sent something other than a NETCONF <hello> after the TLS handshake");
-            }
-            return buf;
-        }
-        int err = SSL_get_error(m_ssl, n);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            waitIo(err, "waiting for the device's <hello>");
-            continue;
-        }
-        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
-            throw HandshakeError("the device closed the TLS session before its <hello>");
-        }
-        // e.g. TLS 1.3 "tlsv13 alert certificate required" / "sslv3 alert bad certificate": our certificate refused
-        throw HandshakeError("the device ended the TLS session after the handshake: " + opensslError("protocol error"));
-    }
-}
-
-ssl_st* TlsHandshake::release()
-{
-    m_released = true;
-    return m_ssl;
+    SslPtr ssl(m_ssl);
+    m_ssl = nullptr;
+    auto socket = m_socket;
+    m_socket = {};
+    return std::make_unique<TlsStream>(std::move(ssl), socket);
 }
 } // namespace callhome::transport

@@ -1,6 +1,7 @@
 #pragma once
 #include "common/SocketRef.h"
 #include "common/UniqueFd.h"
+#include "transport/DeviceStream.h"
 #include "transport/SshHandshake.h"
 #include <chrono>
 #include <memory>
@@ -27,38 +28,36 @@ private:
 };
 
 /**
- * Our side of RFC 8071 over TLS: an OpenSSL *client* on a socket the device connected to us, non-blocking under one
- * deadline. The device's chain is returned for the identity step; nothing is verified here.
+ * Our side of RFC 8071 over TLS: a non-blocking OpenSSL *client* on a socket the device connected to us, driven by an
+ * event loop (step() never waits). The device's chain is returned for the identity step; nothing is verified here.
  */
 class TlsHandshake {
 public:
-    using Deadline = std::chrono::steady_clock::time_point;
-    TlsHandshake(const TlsClientContext& context, UniqueFd socket, Deadline deadline);
+    TlsHandshake(const TlsClientContext& context, UniqueFd socket);
     ~TlsHandshake();
     TlsHandshake(const TlsHandshake&) = delete;
     TlsHandshake& operator=(const TlsHandshake&) = delete;
 
-    /** TLS 1.2/1.3 handshake; throws HandshakeError with OpenSSL's reason (e.g. "unsupported protocol"). */
-    void connect();
+    int fd() const noexcept { return m_socket.fd; }
+    bool wantsWritable() const noexcept { return m_wantsWrite; }
+    /**
+     * TLS 1.2/1.3 handshake: true when done, false while it waits for the socket; throws HandshakeError with OpenSSL's
+     * reason (e.g. "unsupported protocol").
+     */
+    bool step();
     /** The negotiated protocol, e.g. "TLSv1.3". */
     std::string protocol() const;
-    /** The device's certificates as presented, leaf first; borrowed, valid until release() or destruction. */
+    /** The device's certificates as presented, leaf first; borrowed, valid until stream() or destruction. */
     std::vector<x509_st*> peerChain() const;
     /**
-     * Waits (without consuming) until the device's complete NETCONF <hello> has arrived and returns its text. With
-     * TLS 1.3 a device that refuses our certificate says so only after the handshake: that alert, a close, garbage or a
-     * deadline are HandshakeErrors here, before libnetconf2 ever sees the session.
+     * The session as the device's NETCONF stream; this handshake is spent. With TLS 1.3 a device that refuses our
+     * certificate says so only after the handshake: the stream's first read reports it.
      */
-    std::string awaitHello(size_t maxBytes = 256 * 1024);
-    /** Hands the SSL over (nc_connect_libssl takes it on success); the socket stays ours to close (SocketRef). */
-    ssl_st* release();
-    SocketRef socket() const noexcept { return m_socket; }
+    std::unique_ptr<DeviceStream> stream();
 
 private:
-    void waitIo(int sslError, const char* step);
     ssl_st* m_ssl = nullptr;
     SocketRef m_socket;
-    bool m_released = false;
-    Deadline m_deadline;
+    bool m_wantsWrite = false;
 };
 } // namespace callhome::transport

@@ -1,0 +1,1040 @@
+#include "server/Connection.h"
+#include "common/Log.h"
+#include "netconf/Message.h"
+#include "netconf/Session.h"
+#include "server/SessionRegistry.h"
+#include "server/WorkerPool.h"
+#include "transport/DeviceStream.h"
+#include "transport/OpenSsl.h"
+#include "transport/SshHandshake.h"
+#include "transport/TlsHandshake.h"
+#include <cerrno>
+#include <cstring>
+#include <fmt/ranges.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+namespace callhome::server {
+namespace {
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+constexpr size_t kReadBudget = 256 * 1024; ///< device bytes per wakeup: one device cannot starve the loop
+constexpr size_t kChunk = 16384;
+constexpr size_t kMaxToNc = 4 * 1024 * 1024; ///< beyond this, stop reading the device until libnetconf2 catches up
+constexpr unsigned kMaxSchemaRounds = 8;
+constexpr size_t kMaxSchemasPerRound = 256;
+// yuma123 netconfd (2.13) never answers an RPC that reaches it in the same read as the end of our <hello>, so the
+// first message after our <hello> waits this long, once.
+constexpr auto kHelloSettle = 50ms;
+const std::string kProbeBody = "<get-config><source><running/></source><filter type=\"subtree\">"
+                               "<callhome-probe xmlns=\"urn:callhome:probe\"/></filter></get-config>";
+
+std::atomic<uint64_t> g_waiterIds { 1 };
+
+const char* phaseName(Connection::Phase p)
+{
+    switch (p) {
+    case Connection::Phase::AwaitBanner:
+        return "SSH version exchange";
+    case Connection::Phase::SshKeyExchange:
+        return "key exchange";
+    case Connection::Phase::Identity:
+        return "identity decision";
+    case Connection::Phase::SshAuthenticate:
+        return "authentication";
+    case Connection::Phase::SshChannel:
+        return "netconf channel setup";
+    case Connection::Phase::TlsHandshake:
+        return "TLS handshake";
+    case Connection::Phase::Hello:
+        return "waiting for the device's <hello>";
+    case Connection::Phase::Context:
+        return "waiting for the YANG context of its module set";
+    case Connection::Phase::Schemas:
+        return "<get-schema>";
+    case Connection::Phase::Setup:
+        return "NETCONF session setup";
+    case Connection::Phase::Established:
+        return "session";
+    case Connection::Phase::Closing:
+        return "<close-session>";
+    case Connection::Phase::Done:
+        return "done";
+    }
+    return "?";
+}
+
+bool announcesGetSchema(const std::vector<std::string>& capabilities)
+{
+    for (const auto& c : capabilities) {
+        if (c.rfind("urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring", 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string ourHello()
+{
+    return netconf::helloMessage(
+        netconf::Hello { { "urn:ietf:params:netconf:base:1.0", std::string(netconf::kBase11) }, std::nullopt });
+}
+
+char* scratch()
+{
+    thread_local std::string buf(kChunk, '\0');
+    return buf.data();
+}
+
+/** Posts `f(connection)` to the connection's loop; dropped when the connection is gone by then. */
+template<typename F>
+void onLoop(EventLoop* loop, uint64_t token, F&& f)
+{
+    loop->post([loop, token, f = std::forward<F>(f)]() mutable {
+        if (auto* c = static_cast<Connection*>(loop->find(token))) {
+            f(*c);
+            c->rearm();
+        }
+    });
+}
+} // namespace
+
+Connection::Connection(EventLoop& loop, Services& services, Accepted accepted, std::string id, TimePoint acceptedAt,
+    Clock::time_point deadline)
+    : m_loop(loop)
+    , m_services(services)
+    , m_id(std::move(id))
+    , m_address(accepted.peerAddress)
+    , m_port(accepted.peerPort)
+    , m_tls(accepted.endpoint.transport == config::Transport::Tls)
+    , m_acceptedAt(acceptedAt)
+    , m_deadline(deadline)
+    , m_socket(std::move(accepted.socket))
+    , m_fromDevice(services.limits.maxMessage)
+    , m_fromNc(services.limits.maxMessage)
+{ }
+
+Connection::~Connection()
+{
+    if (m_phase != Phase::Done) {
+        finish("listener shutting down", false, true);
+    }
+}
+
+std::string Connection::tag() const
+{
+    return "[" + m_id + " " + m_address + "]";
+}
+
+int Connection::deviceFd() const
+{
+    if (m_stream) {
+        return m_stream->fd();
+    }
+    if (m_ssh) {
+        return m_ssh->fd();
+    }
+    if (m_tlsHandshake) {
+        return m_tlsHandshake->fd();
+    }
+    return m_socket.get();
+}
+
+void Connection::begin(uint64_t token)
+{
+    m_token = token;
+    if (m_tls) {
+        m_tlsHandshake = std::make_unique<transport::TlsHandshake>(*m_services.tls, std::move(m_socket));
+        m_phase = Phase::TlsHandshake;
+        handshakeStep();
+    } else {
+        // RFC 4253: the device sends its identification string at once. Until it does, a silent peer costs this
+        // object, a descriptor and a timer: no libssh session.
+        m_phase = Phase::AwaitBanner;
+        updateInterest();
+    }
+    armTimer();
+}
+
+void Connection::onEvents(uint32_t)
+{
+    switch (m_phase) {
+    case Phase::AwaitBanner:
+        m_ssh = std::make_unique<transport::SshHandshake>(std::move(m_socket), m_address);
+        m_phase = Phase::SshKeyExchange;
+        handshakeStep();
+        break;
+    case Phase::SshKeyExchange:
+    case Phase::SshAuthenticate:
+    case Phase::SshChannel:
+    case Phase::TlsHandshake:
+        handshakeStep();
+        break;
+    case Phase::Identity:
+    case Phase::Done:
+        break;
+    default:
+        pump();
+    }
+    armTimer();
+}
+
+void Connection::handshakeStep()
+{
+    try {
+        if (m_phase == Phase::SshKeyExchange) {
+            if (!m_ssh->stepKeyExchange()) {
+                updateInterest();
+                return;
+            }
+            m_fingerprint = m_ssh->hostKey().fingerprint;
+            m_phase = Phase::Identity;
+            updateInterest();
+            auto* loop = &m_loop;
+            auto token = m_token;
+            auto peer = identity::Peer { m_id, m_address };
+            auto key = m_ssh->hostKey();
+            auto* policy = m_services.identity;
+            bool queued = m_services.inventory->trySubmit([=] {
+                identity::Decision d;
+                try {
+                    d = policy->decideSsh(peer, key.fingerprint, key.keyType);
+                } catch (const std::exception& e) {
+                    d.verdict = identity::Verdict::Reject;
+                    d.reason = std::string("inventory unavailable: ") + e.what();
+                }
+                onLoop(loop, token, [d = std::move(d)](Connection& c) mutable { c.decided(std::move(d)); });
+            });
+            if (!queued) {
+                fail("station busy (identity queue full)");
+            }
+            return;
+        }
+        if (m_phase == Phase::TlsHandshake) {
+            if (!m_tlsHandshake->step()) {
+                updateInterest();
+                return;
+            }
+            m_phase = Phase::Identity;
+            updateInterest();
+            // The chain is up-referenced for the identity thread: this connection may end (deadline) meanwhile.
+            auto chain = std::make_shared<std::vector<transport::X509Ptr>>();
+            for (auto* cert : m_tlsHandshake->peerChain()) {
+                X509_up_ref(cert);
+                chain->emplace_back(cert);
+            }
+            auto store = m_services.trustStore();
+            auto* loop = &m_loop;
+            auto token = m_token;
+            auto peer = identity::Peer { m_id, m_address };
+            auto* policy = m_services.identity;
+            bool queued = m_services.inventory->trySubmit([=] {
+                identity::Decision d;
+                try {
+                    std::vector<x509_st*> presented;
+                    for (const auto& c : *chain) {
+                        presented.push_back(c.get());
+                    }
+                    d = policy->decideTls(peer, presented, *store);
+                } catch (const std::exception& e) {
+                    d.verdict = identity::Verdict::Reject;
+                    d.reason = std::string("inventory unavailable: ") + e.what();
+                }
+                onLoop(loop, token, [d = std::move(d)](Connection& c) mutable { c.decided(std::move(d)); });
+            });
+            if (!queued) {
+                fail("station busy (identity queue full)");
+            }
+            return;
+        }
+        if (m_phase == Phase::SshAuthenticate) {
+            transport::Credentials credentials { m_device->sshUser.value_or(m_services.sshUser), m_services.sshKeyFile,
+                m_services.sshPassword };
+            if (!m_ssh->stepAuthenticate(credentials)) {
+                updateInterest();
+                return;
+            }
+            log::get(log::Ssh)->info(
+                "{} authenticated to {} as {}", tag(), m_device->name.value_or(""), credentials.user);
+            m_phase = Phase::SshChannel;
+        }
+        if (m_phase == Phase::SshChannel) {
+            if (!m_ssh->stepOpenNetconf()) {
+                updateInterest();
+                return;
+            }
+            m_stream = m_ssh->stream();
+            m_ssh.reset();
+            startPump();
+        }
+    } catch (const transport::HandshakeError& e) {
+        fail(e.what());
+    }
+}
+
+void Connection::decided(identity::Decision decision)
+{
+    if (m_phase != Phase::Identity) {
+        return;
+    }
+    if (decision.verdict != identity::Verdict::Accept) {
+        // Turned away before user authentication: the device never sees our user name, key or password. The identity
+        // step has recorded the contact and the reason.
+        if (m_ssh) {
+            m_ssh->disconnect();
+        }
+        releaseAdmission(false);
+        finish(decision.reason, false);
+        return;
+    }
+    m_device = decision.device;
+    if (!m_tls) {
+        m_phase = Phase::SshAuthenticate;
+        handshakeStep();
+    } else {
+        log::get(log::Listener)
+            ->info("{} {} session with {}", tag(), m_tlsHandshake->protocol(), m_device->name.value_or(""));
+        m_stream = m_tlsHandshake->stream();
+        m_tlsHandshake.reset();
+        startPump();
+    }
+    armTimer();
+}
+
+void Connection::startPump()
+{
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+        fail(std::string("socketpair: ") + std::strerror(errno));
+        return;
+    }
+    m_local.reset(pair[0]);
+    m_ncEnd.reset(pair[1]);
+    m_phase = Phase::Hello;
+    // Our <hello> goes out at once (RFC 6241 §8.1: both sides send it when the session opens), so <get-schema> can
+    // follow before libnetconf2 starts; libnetconf2's own <hello> is swallowed later.
+    m_toDevice = transport::frame(transport::Framing::EndOfMessage, ourHello());
+    m_toDeviceOffset = 0;
+    m_ourHelloEnd = m_toDevice.size();
+    m_lastHeard = m_lastWriteProgress = Clock::now();
+    pump();
+}
+
+void Connection::pump()
+{
+    size_t budget = kReadBudget;
+    bool progress = true;
+    for (int round = 0; progress && round < 8 && m_phase != Phase::Done; ++round) {
+        progress = false;
+        if (m_sshProbeOutstanding && m_stream->probeAnswered()) {
+            m_sshProbeOutstanding = false;
+            m_unanswered = 0;
+        }
+        progress |= writeDevice();
+        if (m_phase == Phase::Done) {
+            return;
+        }
+        if (budget > 0 && m_toNc.size() - m_toNcOffset < kMaxToNc) {
+            size_t got = 0;
+            while (m_phase != Phase::Done && got < budget) {
+                auto r = m_stream->read(scratch(), kChunk);
+                if (r.ended) {
+                    if (m_phase == Phase::Closing) {
+                        finish(m_closeReason, false);
+                    } else {
+                        fail(r.error);
+                    }
+                    return;
+                }
+                if (r.bytes == 0) {
+                    break;
+                }
+                got += r.bytes;
+                m_lastHeard = Clock::now();
+                try {
+                    m_fromDevice.append(std::string_view(scratch(), r.bytes));
+                    while (m_phase != Phase::Done) {
+                        auto message = m_fromDevice.next();
+                        if (!message) {
+                            break;
+                        }
+                        onDeviceMessage(std::move(*message));
+                    }
+                } catch (const transport::FramingError& e) {
+                    fail(std::string("the device broke NETCONF framing: ") + e.what());
+                    return;
+                }
+            }
+            budget -= std::min(budget, got);
+            progress |= got > 0;
+        }
+        if (m_phase == Phase::Done) {
+            return;
+        }
+        progress |= readLibnetconf2();
+        if (m_phase == Phase::Done) {
+            return;
+        }
+        progress |= writeLibnetconf2();
+    }
+    if (m_phase != Phase::Done) {
+        updateInterest();
+    }
+}
+
+bool Connection::writeDevice()
+{
+    auto now = Clock::now();
+    if (!m_held.empty() && m_ourHelloFlushed && now >= m_holdUntil) {
+        for (const auto& m : m_held) {
+            m_toDevice += transport::frame(m_deviceFraming, m);
+        }
+        m_held.clear();
+    }
+    if (m_stream->wantsWritable()) {
+        m_stream->flush();
+    }
+    bool progress = false;
+    while (m_toDeviceOffset < m_toDevice.size()) {
+        auto r = m_stream->write(m_toDevice.data() + m_toDeviceOffset, m_toDevice.size() - m_toDeviceOffset);
+        if (r.ended) {
+            if (m_phase == Phase::Closing) {
+                finish(m_closeReason, false);
+            } else {
+                fail(r.error);
+            }
+            return false;
+        }
+        if (r.bytes == 0) {
+            break;
+        }
+        progress = true;
+        m_toDeviceOffset += r.bytes;
+        m_lastWriteProgress = now;
+        if (!m_ourHelloFlushed && m_toDeviceOffset >= m_ourHelloEnd) {
+            m_ourHelloFlushed = true;
+            m_holdUntil = now + kHelloSettle;
+            maybeEstablished();
+        }
+    }
+    if (m_toDeviceOffset == m_toDevice.size() && m_toDeviceOffset > 0) {
+        m_toDevice.clear();
+        m_toDeviceOffset = 0;
+        if (m_toDevice.capacity() > 65536) {
+            std::string().swap(m_toDevice);
+        }
+    }
+    return progress;
+}
+
+bool Connection::readLibnetconf2()
+{
+    if (!m_local) {
+        return false;
+    }
+    bool progress = false;
+    for (size_t got = 0; got < kReadBudget && m_phase != Phase::Done;) {
+        auto n = ::recv(m_local.get(), scratch(), kChunk, 0);
+        if (n > 0) {
+            got += static_cast<size_t>(n);
+            progress = true;
+            try {
+                m_fromNc.append(std::string_view(scratch(), static_cast<size_t>(n)));
+                while (m_phase != Phase::Done) {
+                    auto message = m_fromNc.next();
+                    if (!message) {
+                        break;
+                    }
+                    onLibnetconf2Message(std::move(*message));
+                }
+            } catch (const transport::FramingError& e) {
+                fail(std::string("libnetconf2 framing: ") + e.what()); // a bug of ours, but only this device's
+            }
+            continue;
+        }
+        if (n == 0) {
+            if (m_phase != Phase::Setup) { // during setup the setup thread reports its own failure
+                finish("libnetconf2 ended the session", !pastHandshake());
+            }
+            return progress;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            fail(std::string("local channel: ") + std::strerror(errno));
+        }
+        break;
+    }
+    return progress;
+}
+
+bool Connection::writeLibnetconf2()
+{
+    bool progress = false;
+    while (m_local && m_toNcOffset < m_toNc.size()) {
+        auto w = ::send(m_local.get(), m_toNc.data() + m_toNcOffset, m_toNc.size() - m_toNcOffset, MSG_NOSIGNAL);
+        if (w > 0) {
+            m_toNcOffset += static_cast<size_t>(w);
+            progress = true;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            break;
+        }
+        fail(std::string("local channel: ") + std::strerror(errno));
+        return false;
+    }
+    if (m_toNcOffset == m_toNc.size() && m_toNcOffset > 0) {
+        m_toNc.clear();
+        m_toNcOffset = 0;
+        if (m_toNc.capacity() > 65536) {
+            std::string().swap(m_toNc);
+        }
+    }
+    return progress;
+}
+
+void Connection::onDeviceMessage(std::string message)
+{
+    if (m_phase == Phase::Hello) {
+        onHello(message);
+        return;
+    }
+    auto head = netconf::messageHead(message);
+    if (head && head->name == "rpc-reply") {
+        const auto& id = head->messageId;
+        if (!m_closeId.empty() && id == m_closeId) {
+            finish(m_closeReason, false);
+            return;
+        }
+        if (!m_probeId.empty() && id == m_probeId) {
+            m_probeId.clear();
+            m_unanswered = 0;
+            return;
+        }
+        if (m_pendingSchemas.count(id)) {
+            onSchemaReply(id, message);
+            return;
+        }
+        if (m_ncOutstanding.erase(id)) {
+            m_toNc += transport::frame(m_deviceFraming, message);
+            return;
+        }
+    } else if (head && head->name == "notification" && m_subscribed) {
+        m_toNc += transport::frame(m_deviceFraming, message);
+        return;
+    }
+    // Nobody asked for it: an unsolicited reply, a notification without a subscription, or not XML at all.
+    if (m_dropped++ % 1000 == 0) {
+        log::get(log::Netconf)
+            ->debug("{} dropped an unexpected message from the device ({} so far): <{}>", tag(), m_dropped,
+                head ? head->name : "not XML");
+    }
+}
+
+void Connection::onHello(const std::string& message)
+{
+    if (message.size() > m_services.limits.maxHello) {
+        fail("the device's <hello> is larger than " + std::to_string(m_services.limits.maxHello) + " bytes");
+        return;
+    }
+    auto hello = netconf::parseHello(message);
+    if (!hello) {
+        fail("the device sent something other than a NETCONF <hello>");
+        return;
+    }
+    m_capabilities = hello->capabilities;
+    m_deviceSessionId = hello->sessionId;
+    if (hello->supports11()) {
+        // RFC 6242 §4.1: both sides announced base:1.1, so chunked framing from the next message on.
+        m_deviceFraming = transport::Framing::Chunked;
+        m_fromDevice.setFraming(m_deviceFraming);
+    }
+    m_phase = Phase::Context;
+    m_contextKey = netconf::ContextPool::keyOf(m_capabilities);
+    m_waiterId = g_waiterIds++;
+    auto* loop = &m_loop;
+    auto token = m_token;
+    auto* pool = m_services.contexts;
+    auto key = m_contextKey;
+    auto claim = pool->claim(m_contextKey, m_waiterId, [loop, token, pool, key](auto context, bool build) {
+        // Called from the builder's thread; the waiter may be gone by the time its loop runs this.
+        loop->post([loop, token, pool, key, context, build] {
+            auto* c = static_cast<Connection*>(loop->find(token));
+            if (!c || c->m_phase != Phase::Context) {
+                if (build) {
+                    pool->abandon(key);
+                }
+                return;
+            }
+            c->m_waitingContext = false;
+            if (build) {
+                c->buildContext();
+            } else {
+                c->haveContext(context);
+            }
+            c->rearm();
+        });
+    });
+    if (claim.ready) {
+        haveContext(claim.ready);
+    } else if (claim.build) {
+        buildContext();
+    } else {
+        m_waitingContext = true;
+        log::get(log::Netconf)->debug("{} waiting for the YANG context another device of its model is building", tag());
+    }
+}
+
+void Connection::buildContext()
+{
+    m_building = true;
+    m_phase = Phase::Context;
+    auto* loop = &m_loop;
+    auto token = m_token;
+    auto* pool = m_services.contexts;
+    auto key = m_contextKey;
+    auto caps = m_capabilities;
+    bool canFetch = announcesGetSchema(m_capabilities) && m_schemaRounds < kMaxSchemaRounds;
+    auto fetched = m_fetched;
+    auto texts = std::move(m_schemaTexts);
+    m_schemaTexts.clear();
+    bool queued = m_services.setup->trySubmit([=] {
+        std::shared_ptr<netconf::Context> context;
+        std::set<netconf::SchemaRequest> fetch;
+        try {
+            for (const auto& [request, text] : texts) {
+                if (!pool->storeSchema(request, text)) {
+                    log::get(log::Netconf)
+                        ->warn("[{}] ignored the schema served for {}: not a YANG module of that name", token,
+                            request.identifier);
+                }
+            }
+            auto outcome = pool->build(caps, canFetch, fetched);
+            context = std::move(outcome.context);
+            fetch = std::move(outcome.fetch);
+        } catch (const std::exception& e) {
+            log::get(log::Netconf)->error("building a YANG context: {}", e.what());
+        }
+        loop->post([loop, token, pool, key, context, fetch] {
+            auto* c = static_cast<Connection*>(loop->find(token));
+            if (!c || c->m_phase == Phase::Done) {
+                // Whoever waits for this module set gets it anyway, or builds it themselves.
+                if (context) {
+                    pool->publish(key, context);
+                } else {
+                    pool->abandon(key);
+                }
+                return;
+            }
+            c->built(context, fetch);
+            c->rearm();
+        });
+    });
+    if (!queued) {
+        fail("station busy (setup queue full)");
+    }
+}
+
+void Connection::built(std::shared_ptr<netconf::Context> context, std::set<netconf::SchemaRequest> fetch)
+{
+    if (context) {
+        m_building = false;
+        m_services.contexts->publish(m_contextKey, context);
+        if (!context->unavailable().empty()) {
+            log::get(log::Netconf)
+                ->warn("{} YANG modules unavailable locally and from the device, data of them is ignored: {}", tag(),
+                    fmt::join(context->unavailable(), ", "));
+        }
+        haveContext(context);
+        return;
+    }
+    if (fetch.empty()) {
+        fail("cannot build a YANG context for the device's modules");
+        return;
+    }
+    fetchSchemas(fetch);
+}
+
+void Connection::fetchSchemas(const std::set<netconf::SchemaRequest>& fetch)
+{
+    m_phase = Phase::Schemas;
+    ++m_schemaRounds;
+    // The first device of a model may need many round trips; give it the time, once.
+    m_deadline = std::max(m_deadline, Clock::now() + m_services.limits.schemaFetch);
+    std::vector<std::string> names;
+    for (const auto& r : fetch) {
+        names.push_back(r.identifier + (r.revision.empty() ? "" : "@" + r.revision));
+    }
+    log::get(log::Netconf)
+        ->info("{} fetching {} YANG schema(s) from the device: {}", tag(), fetch.size(), fmt::join(names, ", "));
+    size_t n = 0;
+    for (const auto& r : fetch) {
+        m_fetched.insert(r);
+        if (n++ >= kMaxSchemasPerRound) {
+            continue;
+        }
+        auto id = "callhome-schema-" + std::to_string(++m_ownSequence);
+        std::string body = "<get-schema xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring\"><identifier>"
+            + netconf::xmlEscape(r.identifier) + "</identifier>";
+        if (!r.revision.empty()) {
+            body += "<version>" + netconf::xmlEscape(r.revision) + "</version>";
+        }
+        body += "<format>yang</format></get-schema>";
+        m_pendingSchemas.emplace(id, r);
+        sendOwn(id, body);
+    }
+}
+
+void Connection::onSchemaReply(const std::string& messageId, const std::string& message)
+{
+    auto it = m_pendingSchemas.find(messageId);
+    auto request = it->second;
+    m_pendingSchemas.erase(it);
+    auto reply = netconf::parseReply(message);
+    if (reply && reply->ok && reply->dataText) {
+        m_schemaTexts.emplace_back(request, *reply->dataText);
+    } else {
+        log::get(log::Netconf)
+            ->info("{} the device did not serve {}{}: {}", tag(), request.identifier,
+                request.revision.empty() ? "" : "@" + request.revision, reply ? reply->error : "not an <rpc-reply>");
+    }
+    if (m_pendingSchemas.empty()) {
+        buildContext();
+    }
+}
+
+void Connection::haveContext(std::shared_ptr<netconf::Context> context)
+{
+    m_context = std::move(context);
+    m_phase = Phase::Setup;
+    netconf::Hello forLibnetconf2 { m_context->libnetconf2Capabilities(), m_deviceSessionId };
+    m_toNc += transport::frame(transport::Framing::EndOfMessage, netconf::helloMessage(forLibnetconf2));
+    writeLibnetconf2();
+    auto* loop = &m_loop;
+    auto token = m_token;
+    int fd = m_ncEnd.release();
+    auto context2 = m_context;
+    auto caps = m_capabilities;
+    bool queued = m_services.setup->trySubmit([=] {
+        std::shared_ptr<netconf::Session> session;
+        std::string error;
+        try {
+            session = netconf::Session::connect(UniqueFd(fd), context2, caps);
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        loop->post([loop, token, session, error]() mutable {
+            auto* c = static_cast<Connection*>(loop->find(token));
+            if (!c || c->m_phase != Phase::Setup) {
+                return; // the pump's end is closed: freeing the session here is quick
+            }
+            if (!session) {
+                c->fail(error);
+                return;
+            }
+            c->sessionReady(std::move(session));
+            c->rearm();
+        });
+    });
+    if (!queued) {
+        ::close(fd);
+        fail("station busy (setup queue full)");
+    }
+}
+
+void Connection::sessionReady(std::shared_ptr<netconf::Session> session)
+{
+    m_session = std::move(session);
+    maybeEstablished();
+}
+
+void Connection::maybeEstablished()
+{
+    // Up when libnetconf2 has its session and the device has taken our <hello> (a device that never opens its window
+    // never gets there: the deadline ends it).
+    if (m_phase != Phase::Setup || !m_session || !m_ourHelloFlushed) {
+        return;
+    }
+    m_phase = Phase::Established;
+    m_deadline = Clock::time_point::max();
+    m_lastHeard = Clock::now();
+    if (m_services.limits.keepaliveInterval.count() > 0) {
+        m_nextKeepalive = m_lastHeard + m_services.limits.keepaliveInterval;
+    }
+    const auto name = m_device->name.value_or("");
+    log::get(log::Netconf)
+        ->info("{} NETCONF {} session {} with {} ({} capabilities)", tag(), m_session->version(),
+            m_session->sessionId(), name, m_capabilities.size());
+    releaseAdmission(false);
+    m_registryToken = m_services.registry->reserveToken();
+    m_registered = true;
+    auto* loop = &m_loop;
+    auto token = m_token;
+    auto live = std::make_shared<LiveSession>(LiveSession { .deviceId = m_device->id,
+        .deviceName = name,
+        .connectionId = m_id,
+        .address = m_address,
+        .fingerprint = m_device->fingerprint,
+        .transport = m_tls ? "tls" : "ssh",
+        .start = now(),
+        .session = std::move(m_session),
+        .close = [loop, token](const std::string& reason) {
+            onLoop(loop, token, [reason](Connection& c) { c.requestClose(reason); });
+        } });
+    auto* registry = m_services.registry;
+    auto registryToken = m_registryToken;
+    // The inventory thread keeps add and ended in order; the session's records never wait here.
+    m_services.inventory->trySubmit(
+        [registry, registryToken, live] { registry->add(registryToken, std::move(*live)); });
+}
+
+void Connection::sendOwn(const std::string& messageId, const std::string& body)
+{
+    queueToDevice(
+        "<rpc xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\" message-id=\"" + messageId + "\">" + body + "</rpc>");
+}
+
+void Connection::queueToDevice(const std::string& message)
+{
+    if (!m_ourHelloFlushed || Clock::now() < m_holdUntil || !m_held.empty()) {
+        m_held.push_back(message);
+    } else {
+        m_toDevice += transport::frame(m_deviceFraming, message);
+    }
+    size_t pending = m_toDevice.size() - m_toDeviceOffset;
+    for (const auto& m : m_held) {
+        pending += m.size();
+    }
+    if (pending > m_services.limits.maxMessage + 1024 * 1024) {
+        fail("the device does not read what we send (" + std::to_string(pending) + " bytes waiting)");
+    }
+}
+
+void Connection::onLibnetconf2Message(std::string message)
+{
+    if (!m_ncHelloSeen) {
+        // libnetconf2's <hello> (base:1.0 and base:1.1, like ours, which the device already has): not sent again.
+        m_ncHelloSeen = true;
+        m_fromNc.setFraming(m_deviceFraming);
+        return;
+    }
+    auto head = netconf::messageHead(message);
+    if (head && head->name == "rpc" && !head->messageId.empty()) {
+        m_ncOutstanding.insert(head->messageId);
+        if (head->firstChild == "create-subscription") {
+            m_subscribed = true;
+        }
+    }
+    queueToDevice(message);
+}
+
+void Connection::keepalive()
+{
+    auto interval = m_services.limits.keepaliveInterval;
+    auto now = Clock::now();
+    if (interval.count() <= 0) {
+        m_nextKeepalive = Clock::time_point::max();
+        return;
+    }
+    // A device that cannot take our data for interval × count is as dead as one that does not answer.
+    if (m_toDeviceOffset < m_toDevice.size()
+        && now - m_lastWriteProgress > interval * m_services.limits.keepaliveCountMax) {
+        finish("the device stopped reading (no progress for "
+                + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - m_lastWriteProgress).count())
+                + " s)",
+            false);
+        return;
+    }
+    bool outstanding = m_sshProbeOutstanding || !m_probeId.empty();
+    if (!outstanding && now - m_lastHeard < interval) {
+        m_unanswered = 0;
+        m_nextKeepalive = m_lastHeard + interval; // heard from it lately: no probe needed
+        return;
+    }
+    if (m_unanswered >= m_services.limits.keepaliveCountMax) {
+        finish("no answer to " + std::to_string(m_unanswered) + " keepalives", false);
+        return;
+    }
+    log::get(log::Netconf)->debug("{} keepalive: {} unanswered", tag(), m_unanswered);
+    if (!outstanding) {
+        if (m_stream->hasProbe()) {
+            m_sshProbeOutstanding = m_stream->sendProbe();
+            if (m_sshProbeOutstanding && m_stream->probeAnswered()) {
+                m_sshProbeOutstanding = false;
+            }
+        } else {
+            m_probeId = "callhome-probe-" + std::to_string(++m_ownSequence);
+            sendOwn(m_probeId, kProbeBody);
+        }
+    }
+    ++m_unanswered;
+    m_nextKeepalive = now + interval;
+    pump();
+}
+
+void Connection::updateInterest()
+{
+    if (m_phase == Phase::Done) {
+        return;
+    }
+    int fd = deviceFd();
+    uint32_t device = 0;
+    if (m_phase == Phase::Identity) {
+        device = 0; // nothing to do until the decision: not even hang-ups (level-triggered, they would spin)
+    } else if (m_phase == Phase::AwaitBanner) {
+        device = uint32_t(EPOLLIN);
+    } else if (m_ssh) {
+        device = EPOLLIN | (m_ssh->wantsWritable() ? uint32_t(EPOLLOUT) : 0u);
+    } else if (m_tlsHandshake) {
+        device = EPOLLIN | (m_tlsHandshake->wantsWritable() ? uint32_t(EPOLLOUT) : 0u);
+    } else if (m_stream) {
+        bool backpressure = m_toNc.size() - m_toNcOffset >= kMaxToNc;
+        device = (backpressure ? 0u : uint32_t(EPOLLIN)) | (m_stream->wantsWritable() ? uint32_t(EPOLLOUT) : 0u);
+        if (backpressure && !m_stream->wantsWritable()) {
+            device = 0;
+        }
+    }
+    if (fd >= 0 && (device != m_watchedDevice || fd != m_watchedDeviceFd)) {
+        if (device == 0) {
+            m_loop.unwatch(fd);
+        } else {
+            m_loop.watch(m_token, fd, device);
+        }
+        m_watchedDevice = device;
+        m_watchedDeviceFd = fd;
+    }
+    if (m_local) {
+        uint32_t local = EPOLLIN | (m_toNcOffset < m_toNc.size() ? uint32_t(EPOLLOUT) : 0u);
+        if (local != m_watchedLocal) {
+            m_loop.watch(m_token, m_local.get(), local);
+            m_watchedLocal = local;
+        }
+    }
+}
+
+void Connection::armTimer()
+{
+    if (m_phase == Phase::Done) {
+        return;
+    }
+    auto when = Clock::time_point::max();
+    if (!pastHandshake()) {
+        when = m_deadline;
+    }
+    if (m_phase == Phase::Established) {
+        when = std::min(when, m_nextKeepalive);
+    }
+    if (m_phase == Phase::Closing) {
+        when = std::min(when, m_closeDeadline);
+    }
+    if (!m_held.empty() && m_ourHelloFlushed) {
+        when = std::min(when, m_holdUntil);
+    }
+    m_loop.setTimer(m_token, when);
+}
+
+void Connection::onTimer()
+{
+    auto now = Clock::now();
+    if (!pastHandshake() && now >= m_deadline) {
+        fail(std::string("timed out during ") + phaseName(m_phase));
+        return;
+    }
+    if (m_phase == Phase::Closing && now >= m_closeDeadline) {
+        finish(m_closeReason, false);
+        return;
+    }
+    if (m_phase == Phase::Established && now >= m_nextKeepalive) {
+        keepalive();
+    }
+    if (m_phase != Phase::Done && m_stream && !m_held.empty() && now >= m_holdUntil) {
+        pump();
+    }
+    armTimer();
+}
+
+void Connection::requestClose(const std::string& reason)
+{
+    if (m_phase == Phase::Established) {
+        m_phase = Phase::Closing;
+        m_closeReason = reason;
+        m_closeId = "callhome-close-" + std::to_string(++m_ownSequence);
+        m_closeDeadline = Clock::now() + m_services.limits.close;
+        sendOwn(m_closeId, "<close-session/>");
+        pump();
+        armTimer();
+    } else if (m_phase != Phase::Closing && m_phase != Phase::Done) {
+        finish(reason, false);
+    }
+}
+
+void Connection::fail(const std::string& reason)
+{
+    finish(reason, !pastHandshake());
+}
+
+void Connection::releaseAdmission(bool failed)
+{
+    if (!m_admissionReleased) {
+        m_admissionReleased = true;
+        if (m_services.handshakeEnded) {
+            m_services.handshakeEnded(m_address, failed);
+        }
+    }
+}
+
+void Connection::finish(const std::string& reason, bool failure, bool destructing)
+{
+    if (m_phase == Phase::Done) {
+        return;
+    }
+    auto phase = m_phase;
+    m_phase = Phase::Done;
+    if (!destructing) {
+        if (m_watchedDeviceFd >= 0) {
+            m_loop.unwatch(m_watchedDeviceFd);
+        }
+        if (m_local) {
+            m_loop.unwatch(m_local.get());
+        }
+    }
+    if (m_stream) {
+        m_stream->shutdown();
+    }
+    m_ssh.reset();
+    m_tlsHandshake.reset();
+    m_socket.reset();
+    m_local.reset(); // libnetconf2 reads end of stream: a setup in progress fails at once, a free finds it closed
+    m_ncEnd.reset();
+    m_session.reset();
+    if (m_building) {
+        m_services.contexts->abandon(m_contextKey);
+        m_building = false;
+    }
+    if (m_waitingContext) {
+        m_services.contexts->cancel(m_contextKey, m_waiterId);
+    }
+    if (m_registered) {
+        auto* registry = m_services.registry;
+        auto token = m_registryToken;
+        if (!m_services.inventory->trySubmit([registry, token, reason] { registry->ended(token, reason); })) {
+            registry->ended(token, reason);
+        }
+    } else {
+        releaseAdmission(failure);
+        if (failure && m_services.recordFailure) {
+            auto record = m_services.recordFailure;
+            auto id = m_id;
+            auto address = m_address;
+            auto device = m_device;
+            auto fingerprint = m_fingerprint;
+            auto what = phase == Phase::AwaitBanner && reason.rfind("timed out", 0) == 0
+                ? reason + " (the peer sent nothing)"
+                : reason;
+            record(id, address, what, device, fingerprint);
+        }
+    }
+    if (!destructing) {
+        m_loop.destroy(m_token);
+    }
+}
+} // namespace callhome::server
