@@ -8,6 +8,7 @@ target_link_libraries(callhome-test-nc2-device PRIVATE
 add_library(callhome-test-harness STATIC
     harness/DevPki.cpp
     harness/HostKey.cpp
+    harness/HostilePeer.cpp
     harness/Loopback.cpp
     harness/Nc2Device.cpp
     harness/Process.cpp
@@ -33,3 +34,10 @@ callhome_add_test(NAME callhome_tls_peers_selftest
     SOURCES callhome_tls_peers_selftest.cpp
     LIBS callhome-test-harness callhome-libnetconf2 PkgConfig::LIBYANG OpenSSL::SSL)
 set_tests_properties(callhome_tls_peers_selftest PROPERTIES TIMEOUT 300)
+
+# The hostile device-side peers of tests/hostile/ (Python: Debian python3-paramiko and ssl) against independent
+# clients: libssh for SSH, OpenSSL for TLS, plain sockets.
+callhome_add_test(NAME callhome_hostile_peers_selftest
+    SOURCES callhome_hostile_peers_selftest.cpp
+    LIBS callhome-test-harness PkgConfig::LIBSSH OpenSSL::SSL)
+set_tests_properties(callhome_hostile_peers_selftest PROPERTIES TIMEOUT 120)
