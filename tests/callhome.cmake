@@ -9,3 +9,27 @@ set_tests_properties(callhome_e2e PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_tls SOURCES callhome_tls.cpp CallhomeFixture.cpp
     LIBS callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_tls PROPERTIES TIMEOUT 600)
+
+# Isolation from hostile device-side peers (tests/hostile/, /usr/bin/python3 with python3-paramiko): the real station
+# in-process, real devices at the same time. Written to the engine's requirements: see tests/hostile/README.md.
+callhome_add_test(NAME callhome_hostile SOURCES callhome_hostile.cpp callhome_hostile_scenario.cpp CallhomeFixture.cpp
+    LIBS callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_hostile PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_hostile_ssh SOURCES callhome_hostile_ssh.cpp callhome_hostile_scenario.cpp
+    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_hostile_ssh PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_hostile_tls SOURCES callhome_hostile_tls.cpp callhome_hostile_scenario.cpp
+    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_hostile_tls PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_hostile_tcp SOURCES callhome_hostile_tcp.cpp callhome_hostile_scenario.cpp
+    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_hostile_tcp PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_hostile_sigterm SOURCES callhome_hostile_sigterm.cpp
+    LIBS callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_hostile_sigterm callhomed callhomectl)
+set_tests_properties(callhome_hostile_sigterm PROPERTIES TIMEOUT 120)
+
+# callhome-sim (lib/sim) against the in-process Daemon: SSH and TLS devices, bounded by the sim's own --duration.
+callhome_add_test(NAME callhome_sim SOURCES callhome_sim.cpp CallhomeFixture.cpp
+    LIBS callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
+set_tests_properties(callhome_sim PROPERTIES TIMEOUT 120)
