@@ -190,24 +190,10 @@ void Connection::handshakeStep()
             m_fingerprint = m_ssh->hostKey().fingerprint;
             m_phase = Phase::Identity;
             updateInterest();
-            auto* loop = &m_loop;
-            auto token = m_token;
             auto peer = identity::Peer { m_id, m_address };
             auto key = m_ssh->hostKey();
             auto* policy = m_services.identity;
-            bool queued = m_services.inventory->trySubmit([=] {
-                identity::Decision d;
-                try {
-                    d = policy->decideSsh(peer, key.fingerprint, key.keyType);
-                } catch (const std::exception& e) {
-                    d.verdict = identity::Verdict::Reject;
-                    d.reason = std::string("inventory unavailable: ") + e.what();
-                }
-                onLoop(loop, token, [d = std::move(d)](Connection& c) mutable { c.decided(std::move(d)); });
-            });
-            if (!queued) {
-                fail("station busy (identity queue full)");
-            }
+            decide([=] { return policy->decideSsh(peer, key.fingerprint, key.keyType); });
             return;
         }
         if (m_phase == Phase::TlsHandshake) {
@@ -224,27 +210,15 @@ void Connection::handshakeStep()
                 chain->emplace_back(cert);
             }
             auto store = m_services.trustStore();
-            auto* loop = &m_loop;
-            auto token = m_token;
             auto peer = identity::Peer { m_id, m_address };
             auto* policy = m_services.identity;
-            bool queued = m_services.inventory->trySubmit([=] {
-                identity::Decision d;
-                try {
-                    std::vector<x509_st*> presented;
-                    for (const auto& c : *chain) {
-                        presented.push_back(c.get());
-                    }
-                    d = policy->decideTls(peer, presented, *store);
-                } catch (const std::exception& e) {
-                    d.verdict = identity::Verdict::Reject;
-                    d.reason = std::string("inventory unavailable: ") + e.what();
+            decide([=] {
+                std::vector<x509_st*> presented;
+                for (const auto& c : *chain) {
+                    presented.push_back(c.get());
                 }
-                onLoop(loop, token, [d = std::move(d)](Connection& c) mutable { c.decided(std::move(d)); });
+                return policy->decideTls(peer, presented, *store);
             });
-            if (!queued) {
-                fail("station busy (identity queue full)");
-            }
             return;
         }
         if (m_phase == Phase::SshAuthenticate) {
@@ -269,6 +243,25 @@ void Connection::handshakeStep()
         }
     } catch (const transport::HandshakeError& e) {
         fail(e.what());
+    }
+}
+
+void Connection::decide(std::function<identity::Decision()> decideOnInventoryThread)
+{
+    auto* loop = &m_loop;
+    auto token = m_token;
+    bool queued = m_services.inventory->trySubmit([=] {
+        identity::Decision d;
+        try {
+            d = decideOnInventoryThread();
+        } catch (const std::exception& e) {
+            d.verdict = identity::Verdict::Reject;
+            d.reason = std::string("inventory unavailable: ") + e.what();
+        }
+        onLoop(loop, token, [d = std::move(d)](Connection& c) mutable { c.decided(std::move(d)); });
+    });
+    if (!queued) {
+        fail("station busy (identity queue full)");
     }
 }
 
@@ -311,6 +304,7 @@ void Connection::startPump()
     m_local.reset(pair[0]);
     m_ncEnd.reset(pair[1]);
     m_phase = Phase::Hello;
+    m_fromDevice.setMaxMessage(m_services.limits.maxHello); // until the <hello> is in
     // Our <hello> goes out at once (RFC 6241 §8.1: both sides send it when the session opens), so <get-schema> can
     // follow before libnetconf2 starts; libnetconf2's own <hello> is swallowed later.
     m_toDevice = transport::frame(transport::Framing::EndOfMessage, ourHello());
@@ -324,7 +318,8 @@ void Connection::pump()
 {
     size_t budget = kReadBudget;
     bool progress = true;
-    for (int round = 0; progress && round < 8 && m_phase != Phase::Done; ++round) {
+    int round = 0;
+    for (; progress && round < 8 && m_phase != Phase::Done; ++round) {
         progress = false;
         if (m_sshProbeOutstanding && m_stream->probeAnswered()) {
             m_sshProbeOutstanding = false;
@@ -377,8 +372,20 @@ void Connection::pump()
         }
         progress |= writeLibnetconf2();
     }
-    if (m_phase != Phase::Done) {
-        updateInterest();
+    if (m_phase == Phase::Done) {
+        return;
+    }
+    updateInterest();
+    // Out of budget with work left: the rest may sit in libssh's or OpenSSL's buffers, which no epoll event will
+    // announce, so come back after the loop has served the others.
+    if ((budget == 0 || (progress && round == 8)) && !m_repumpPosted) {
+        m_repumpPosted = true;
+        onLoop(&m_loop, m_token, [](Connection& c) {
+            c.m_repumpPosted = false;
+            if (c.m_stream && c.m_phase != Phase::Done) {
+                c.pump();
+            }
+        });
     }
 }
 
@@ -543,6 +550,7 @@ void Connection::onHello(const std::string& message)
     }
     m_capabilities = hello->capabilities;
     m_deviceSessionId = hello->sessionId;
+    m_fromDevice.setMaxMessage(m_services.limits.maxMessage);
     if (hello->supports11()) {
         // RFC 6242 §4.1: both sides announced base:1.1, so chunked framing from the next message on.
         m_deviceFraming = transport::Framing::Chunked;
@@ -895,7 +903,7 @@ void Connection::updateInterest()
     }
     if (fd >= 0 && (device != m_watchedDevice || fd != m_watchedDeviceFd)) {
         if (device == 0) {
-            m_loop.unwatch(fd);
+            m_loop.unwatch(m_token, fd);
         } else {
             m_loop.watch(m_token, fd, device);
         }
@@ -990,11 +998,12 @@ void Connection::finish(const std::string& reason, bool failure, bool destructin
     auto phase = m_phase;
     m_phase = Phase::Done;
     if (!destructing) {
-        if (m_watchedDeviceFd >= 0) {
-            m_loop.unwatch(m_watchedDeviceFd);
+        // deviceFd() is -1 when libssh already closed the socket (the kernel dropped it from epoll then)
+        if (int fd = deviceFd(); fd >= 0 && fd == m_watchedDeviceFd) {
+            m_loop.unwatch(m_token, fd);
         }
         if (m_local) {
-            m_loop.unwatch(m_local.get());
+            m_loop.unwatch(m_token, m_local.get());
         }
     }
     if (m_stream) {

@@ -105,6 +105,8 @@ private:
     using Clock = std::chrono::steady_clock;
     void advance();
     void handshakeStep();
+    /** Runs the identity step on the inventory thread (it reads and writes SQLite); decided() gets the answer. */
+    void decide(std::function<identity::Decision()> decideOnInventoryThread);
     void decided(identity::Decision decision);
     void startPump();
     void pump();
@@ -179,6 +181,7 @@ private:
     unsigned m_schemaRounds = 0;
     std::shared_ptr<netconf::Session> m_session; ///< ready, not yet handed to the registry
     bool m_admissionReleased = false;
+    bool m_repumpPosted = false;
     uint64_t m_registryToken = 0;
     bool m_registered = false;
     std::set<std::string> m_ncOutstanding; ///< message-ids of libnetconf2's RPCs awaiting replies

@@ -61,19 +61,6 @@ rlim_t raiseFileLimit()
     return rl.rlim_cur;
 }
 
-AdmissionLimits limitsFrom(const config::AdmissionSettings& a, rlim_t nofile)
-{
-    AdmissionLimits l;
-    l.maxHandshakes = a.maxHandshakes ? a.maxHandshakes : handshakeCapacityFromFdLimit(nofile);
-    l.perSourceHandshakes = a.perSourceHandshakes;
-    l.perSourceRate = a.perSourceRate;
-    l.perSourceBurst = a.perSourceBurst;
-    l.blockAfterFailures = a.blockAfterFailures;
-    l.failureWindow = a.failureWindow;
-    l.blockDuration = a.blockDuration;
-    return l;
-}
-
 TimePoint toSystem(SteadyClock::time_point t)
 {
     return now() + std::chrono::duration_cast<TimePoint::duration>(t - SteadyClock::now());
@@ -118,7 +105,7 @@ Daemon::Daemon(config::Config config)
         *m_inventory, SessionRegistry::Options { .listenerId = m_config.listenerId });
 
     auto nofile = raiseFileLimit();
-    auto limits = limitsFrom(m_config.admission, nofile);
+    auto limits = admissionLimits(m_config.admission, nofile);
     m_admission = std::make_unique<Admission>(limits);
     unsigned loops = m_config.eventLoops ? m_config.eventLoops : std::max(1u, std::thread::hardware_concurrency());
     logger->info(

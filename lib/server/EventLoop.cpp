@@ -116,9 +116,11 @@ void EventLoop::watch(uint64_t token, int fd, uint32_t events)
     }
 }
 
-void EventLoop::unwatch(int fd)
+void EventLoop::unwatch(uint64_t token, int fd)
 {
-    if (m_watched.erase(fd)) {
+    // Only our own registration: the number may have been closed and reused by another connection since.
+    if (auto it = m_watched.find(fd); it != m_watched.end() && it->second == token) {
+        m_watched.erase(it);
         ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
     }
 }

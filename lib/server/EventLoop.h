@@ -50,7 +50,8 @@ public:
     void destroy(uint64_t token);
     /** Adds or changes the events watched on `fd` for `token` (0 = only errors and hang-ups). */
     void watch(uint64_t token, int fd, uint32_t events);
-    void unwatch(int fd);
+    /** Stops watching `fd` if `token` is the one watching it. */
+    void unwatch(uint64_t token, int fd);
     /** (Re)arms the connection's one timer; Clock::time_point::max() disarms it. */
     void setTimer(uint64_t token, Clock::time_point when);
 

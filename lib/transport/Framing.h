@@ -27,6 +27,8 @@ public:
         : m_maxMessage(maxMessage)
     { }
     void setFraming(Framing f) noexcept { m_framing = f; }
+    /** Changes the size limit (e.g. a small one for the <hello>, the configured one after it). */
+    void setMaxMessage(size_t maxMessage) noexcept { m_maxMessage = maxMessage; }
     Framing framing() const noexcept { return m_framing; }
     /** Takes bytes from the stream. Throws FramingError when the partial message would exceed the limit. */
     void append(std::string_view bytes);

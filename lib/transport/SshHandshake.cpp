@@ -57,7 +57,8 @@ public:
     { }
     ~SshChannelStream() override { shutdown(); }
 
-    int fd() const noexcept override { return m_socket.fd; }
+    /** -1 once libssh closed the socket itself (it does on a transport error). */
+    int fd() const noexcept override { return m_session ? ssh_get_fd(m_session.get()) : -1; }
 
     IoResult read(char* buf, size_t n) override
     {
@@ -137,10 +138,14 @@ public:
             ssh_channel_close(m_channel.get());
             m_channel.reset();
         }
+        // libssh closes the socket itself on a transport error; then the number may already be someone else's.
+        bool libsshClosed = m_session && ssh_get_fd(m_session.get()) == SSH_INVALID_SOCKET;
         if (m_session) {
             m_session.reset(); // SSH_MSG_DISCONNECT, best effort on the non-blocking socket
         }
-        m_socket.closeIfStillOurs();
+        if (!libsshClosed) {
+            m_socket.closeIfStillOurs();
+        }
         m_socket = {};
     }
 
@@ -162,11 +167,17 @@ struct SshHandshake::Impl {
     enum class Auth { Start, PublicKey, Password } auth = Auth::Start;
     bool channelOpen = false;
 
-    ~Impl()
+    ~Impl() { close(); }
+    void close()
     {
+        // libssh closes the socket itself on a transport error; then the number may already be someone else's.
+        bool libsshClosed = session && ssh_get_fd(session.get()) == SSH_INVALID_SOCKET;
         channel.reset();
         session.reset();
-        socket.closeIfStillOurs();
+        if (!libsshClosed) {
+            socket.closeIfStillOurs();
+        }
+        socket = {};
     }
 };
 
@@ -212,7 +223,7 @@ SshHandshake::~SshHandshake() = default;
 
 int SshHandshake::fd() const noexcept
 {
-    return m_impl->socket.fd;
+    return m_impl->session ? ssh_get_fd(m_impl->session.get()) : -1; // -1 once libssh closed it
 }
 
 bool SshHandshake::wantsWritable() const
@@ -323,9 +334,6 @@ std::unique_ptr<DeviceStream> SshHandshake::stream()
 void SshHandshake::disconnect()
 {
     // SshSessionFree sends SSH_MSG_DISCONNECT when connected; libssh leaves the socket to us.
-    m_impl->channel.reset();
-    m_impl->session.reset();
-    m_impl->socket.closeIfStillOurs();
-    m_impl->socket = {};
+    m_impl->close();
 }
 } // namespace callhome::transport
