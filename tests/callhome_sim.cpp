@@ -63,6 +63,19 @@ TEST_CASE("callhome-sim SSH devices: pending first, sessions once approved")
     CHECK(second["failed"] == 0);
     CHECK(second["time_to_session_ms"]["max"].get<double>() > 0);
     f.waitForEvent(inventory::EventKind::SessionOpened, std::nullopt, n);
+    // five first sessions of one model: one context, built with the sim's module fetched once by <get-schema>
+    CHECK(f.daemon->contexts().created() == 1);
+    CHECK(f.daemon->contexts().stored() == 1);
+    CHECK(std::filesystem::exists(f.dir.file("state") + "/yang-cache/callhome-sim@2024-06-01.yang"));
+
+    // after a restart the cache serves it: no round trip
+    f.stop();
+    f.start();
+    o.stationPort = f.portV4();
+    auto third = runSim(o);
+    CHECK(third["established"] == n);
+    CHECK(f.daemon->contexts().created() == 1);
+    CHECK(f.daemon->contexts().stored() == 0);
 }
 
 TEST_CASE("callhome-sim TLS devices: pre-provisioned IDevIDs come up")

@@ -186,7 +186,7 @@ BuildOutcome ContextPool::build(
     // load makes the missing schemas worth a round trip.
     std::set<SchemaRequest> toFetch;
     for (const auto& r : failed.empty() ? std::set<SchemaRequest> {} : state.missing) {
-        if (!fetched.count(r)) {
+        if (!fetched.count(r) && !ly_ctx_get_module_latest(ctx.get(), r.identifier.c_str())) {
             toFetch.insert(r);
         }
     }
@@ -264,6 +264,7 @@ bool ContextPool::storeSchema(const SchemaRequest& request, const std::string& t
         fs::remove(tmp, ec);
         return false;
     }
+    ++m_stored;
     return true;
 }
 

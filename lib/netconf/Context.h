@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -112,6 +113,8 @@ public:
     bool storeSchema(const SchemaRequest& request, const std::string& text) const;
 
     size_t size() const;
+    /** Schemas fetched from devices and stored in the cache so far (a restart with a warm cache fetches none). */
+    size_t stored() const noexcept { return m_stored.load(); }
     /** Contexts built so far (each one costs parsing, and <get-schema> round trips, for its module set). */
     size_t created() const;
     /** The key of a module set: the sorted capability URIs, one per line. */
@@ -132,6 +135,7 @@ private:
     mutable std::mutex m_mutex;
     std::map<std::string, Entry> m_entries;
     size_t m_created = 0;
+    mutable std::atomic<size_t> m_stored { 0 };
     uint64_t m_clock = 0;
 };
 } // namespace callhome::netconf

@@ -24,14 +24,16 @@ using SteadyTime = std::chrono::steady_clock::time_point;
  *   min(MaxDerivedHandshakes, max(1, ((nofile - ReservedFds) / FdsPerConnection) / 2))
  * ReservedFds (64) covers the process's own descriptors (inventory database + WAL + shm, listening sockets, control
  * socket, event loops, logs, hook pipes). FdsPerConnection (3) is the worst case of one device: its socket plus the
- * socketpair that carries a TLS session's plaintext. Half of that connection budget may be handshakes; the other
- * half stays for established sessions, so a flood of handshakes cannot starve them of descriptors. The upper clamp
- * bounds memory (a libssh or OpenSSL handshake holds tens to hundreds of KiB). RLIM_INFINITY gives the clamp.
+ * socketpair that carries every session's NETCONF to libnetconf2. Half of that connection budget may be handshakes;
+ * the other half stays for established sessions, so a flood of handshakes cannot starve them of descriptors. The
+ * upper clamp bounds memory: a silent SSH peer costs only its descriptor and a small object (no libssh state before
+ * the device's banner), a handshake in progress tens of KiB, so 32,768 of them stay within about 2 GiB even if all
+ * were mid key exchange (per-source caps keep one source far below that). RLIM_INFINITY gives the clamp.
  */
 size_t handshakeCapacityFromFdLimit(rlim_t nofile);
 inline constexpr rlim_t ReservedFds = 64;
 inline constexpr rlim_t FdsPerConnection = 3;
-inline constexpr size_t MaxDerivedHandshakes = 8192;
+inline constexpr size_t MaxDerivedHandshakes = 32768;
 
 /** Admission limits; the daemon builds them from config::AdmissionSettings (and the fd limit). */
 struct AdmissionLimits {

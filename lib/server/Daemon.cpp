@@ -254,7 +254,8 @@ void Daemon::onAccept(Accepted&& accepted)
     if (!verdict.admitted()) {
         return; // counted; closed by ~UniqueFd; summarised by housekeeping()
     }
-    auto id = "C" + std::to_string(m_nextConnection++);
+    std::string id = "C";
+    id += std::to_string(m_nextConnection++); // not "C" + ...: GCC 12 -O3 warns falsely (-Wrestrict)
     tuneSocket(accepted.socket.get(), m_config);
     log::get(log::Listener)
         ->debug("[{} {}] accepted on {} from port {}", id, accepted.peerAddress, accepted.endpoint.toString(),
