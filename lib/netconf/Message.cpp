@@ -16,8 +16,12 @@ struct XmlCharFree {
 };
 using XmlStringPtr = std::unique_ptr<xmlChar, XmlCharFree>;
 
+/** A streaming reader over `xml`; null when libxml2 cannot take it (it counts sizes in int). */
 ReaderPtr reader(std::string_view xml)
 {
+    if (xml.size() > INT32_MAX) {
+        return nullptr;
+    }
     static std::once_flag once;
     std::call_once(once, [] { xmlInitParser(); });
     // No network, no DTD loading, no entity substitution; errors are ours to report, not libxml2's to print.
@@ -56,9 +60,6 @@ std::string trim(std::string s)
 
 std::optional<MessageHead> messageHead(std::string_view xml)
 {
-    if (xml.size() > INT32_MAX) {
-        return std::nullopt;
-    }
     auto r = reader(xml);
     if (!r) {
         return std::nullopt;
@@ -101,9 +102,6 @@ bool Hello::supports11() const
 
 std::optional<Hello> parseHello(std::string_view xml)
 {
-    if (xml.size() > INT32_MAX) {
-        return std::nullopt;
-    }
     auto r = reader(xml);
     if (!r) {
         return std::nullopt;
@@ -186,9 +184,6 @@ std::string helloMessage(const Hello& hello)
 
 std::optional<Reply> parseReply(std::string_view xml)
 {
-    if (xml.size() > INT32_MAX) {
-        return std::nullopt;
-    }
     auto r = reader(xml);
     if (!r) {
         return std::nullopt;
