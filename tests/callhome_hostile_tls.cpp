@@ -20,3 +20,18 @@ TEST_CASE("TLS: a hostile approved device does not hold up, disconnect or hide r
     swarm.checkRevoked("tls " + mode);
     real.checkSteady("after the hostile devices were revoked");
 }
+
+TEST_CASE("TLS: a device that answers nothing is closed by the NETCONF probe within keepalive interval x (count + 1)")
+{
+    CallhomeFixture f(true);
+    configureKeepalives(f);
+    HostileSwarm swarm(f, HostileKind::Tls, "no-close-reply", 1); // its TLS is alive, its NETCONF never answers
+    const auto id = swarm.ids.at(0);
+    REQUIRE(within(5s, [&] { return connected(f, id); }));
+    // one interval of silence before the first probe, count unanswered ones, and 2 s for the close itself
+    const auto bound = kKeepaliveInterval * (kKeepaliveCountMax + 1) + 2s;
+    CHECK(within(bound, [&] { return !connected(f, id); }));
+    auto closed = f.eventsOf(inventory::EventKind::SessionClosed, id);
+    REQUIRE_FALSE(closed.empty());
+    CHECK_THAT(closed.back().detail, Catch::Contains("no answer to 3 keepalives"));
+}
