@@ -1,5 +1,6 @@
 // Certificate identity extraction against real certificates: the dev-pki test PKI (scripts/dev-pki) and
 // malformed certificates made here with the openssl command.
+#include "ScratchDir.h"
 #include "identity/Certificate.h"
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -28,28 +29,7 @@ struct PipeClose {
     void operator()(FILE* f) const noexcept { pclose(f); }
 };
 
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-cert-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        m_path = tmpl;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
-
-private:
-    fs::path m_path;
-};
+using callhome::test::ScratchDir;
 
 std::string quote(const std::string& s)
 {
@@ -104,11 +84,11 @@ void writeFile(const fs::path& p, const std::string& content)
 const fs::path& pki()
 {
     static const auto dir = [] {
-        auto d = std::make_unique<TempDir>();
-        sh(quote(std::string(CALLHOME_SOURCE_DIR) + "/scripts/dev-pki") + " " + quote((d->path() / "pki").string()));
+        auto d = std::make_unique<ScratchDir>();
+        sh(quote(std::string(CALLHOME_SOURCE_DIR) + "/scripts/dev-pki") + " " + quote((d->path / "pki").string()));
         return d;
     }();
-    static const fs::path path = dir->path() / "pki";
+    static const fs::path path = dir->path / "pki";
     return path;
 }
 
@@ -142,27 +122,27 @@ public:
     CertFactory()
     {
         // Our own minimal config: utf8only makes every subject attribute a UTF8String.
-        writeFile(m_dir.path() / "req.cnf", "[ req ]\ndistinguished_name = dn\nstring_mask = utf8only\n[ dn ]\n");
+        writeFile(m_dir.path / "req.cnf", "[ req ]\ndistinguished_name = dn\nstring_mask = utf8only\n[ dn ]\n");
     }
     /** Returns the PEM file of a new self-signed certificate; `extra` is appended to `openssl req`. */
     fs::path make(const std::string& name, const std::string& subject, const std::string& extra = "")
     {
-        auto pem = m_dir.path() / (name + ".pem");
-        sh("openssl req -x509 -new -config " + quote((m_dir.path() / "req.cnf").string())
+        auto pem = m_dir.path / (name + ".pem");
+        sh("openssl req -x509 -new -config " + quote((m_dir.path / "req.cnf").string())
             + " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
-            + quote((m_dir.path() / (name + ".key")).string()) + " -out " + quote(pem.string()) + " -days 30 -subj "
+            + quote((m_dir.path / (name + ".key")).string()) + " -out " + quote(pem.string()) + " -days 30 -subj "
             + quote(subject) + " " + extra);
         return pem;
     }
     /** As make(), with extensions from an extra config file holding section [ext] (and whatever it refers to). */
     fs::path makeWithExtensions(const std::string& name, const std::string& subject, const std::string& extConfig)
     {
-        auto cnf = m_dir.path() / (name + ".cnf");
+        auto cnf = m_dir.path / (name + ".cnf");
         writeFile(cnf, "[ req ]\ndistinguished_name = dn\nstring_mask = utf8only\n[ dn ]\n" + extConfig);
-        auto pem = m_dir.path() / (name + ".pem");
+        auto pem = m_dir.path / (name + ".pem");
         sh("openssl req -x509 -new -config " + quote(cnf.string()) + " -extensions ext"
             + " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
-            + quote((m_dir.path() / (name + ".key")).string()) + " -out " + quote(pem.string()) + " -days 30 -subj "
+            + quote((m_dir.path / (name + ".key")).string()) + " -out " + quote(pem.string()) + " -days 30 -subj "
             + quote(subject));
         return pem;
     }
@@ -175,7 +155,7 @@ public:
     }
 
 private:
-    TempDir m_dir;
+    ScratchDir m_dir;
 };
 
 /** DER to PEM text, so patched certificates go through inspectPem() like any caller's input. */

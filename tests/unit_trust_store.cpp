@@ -1,5 +1,6 @@
 // Device chain verification and live reload of the trust store, with real OpenSSL: every certificate, key and CRL
 // is made here in memory (root CA -> intermediate CAs -> device certificates) and written to a temp trust store.
+#include "ScratchDir.h"
 #include "identity/TrustStore.h"
 #include "identity/TrustStoreHolder.h"
 #include "transport/OpenSsl.h"
@@ -42,28 +43,7 @@ void check(bool ok, const char* what)
     }
 }
 
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "callhome-trust-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        m_path = tmpl;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
-
-private:
-    fs::path m_path;
-};
+using callhome::test::ScratchDir;
 
 PkeyPtr ecKey()
 {
@@ -256,8 +236,8 @@ const Pki& pki()
 
 /** A trust store directory with manufacturer "acme" (anchor: the root), optionally with a crl.pem. */
 struct Store {
-    TempDir dir;
-    fs::path root = dir.path() / "trust-store";
+    ScratchDir dir;
+    fs::path root = dir.path / "trust-store";
     fs::path acme = root / "manufacturers" / "acme";
 
     Store()
@@ -568,9 +548,9 @@ TEST_CASE("TrustStoreHolder refuses a broken store at start")
 
 TEST_CASE("tls/crl-expired in the configuration")
 {
-    TempDir dir;
+    ScratchDir dir;
     auto configWith = [&](const std::string& tls) {
-        const auto path = dir.path() / "config.json";
+        const auto path = dir.path / "config.json";
         writeFile(path, R"({"callhome-config:callhome": {"tls": {)" + tls + "}}}");
         return config::load(path.string(), {});
     };
@@ -583,8 +563,8 @@ TEST_CASE("tls/crl-expired in the configuration")
 
 TEST_CASE("the scripts/dev-pki trust store passes the chain policy as the callhome_tls tests expect")
 {
-    TempDir dir;
-    const auto out = dir.path() / "pki";
+    ScratchDir dir;
+    const auto out = dir.path / "pki";
     const auto command = std::string("'") + CALLHOME_SOURCE_DIR + "/scripts/dev-pki' '" + out.string() + "' >/dev/null";
     REQUIRE(std::system(command.c_str()) == 0);
     auto store = TrustStore::load((out / "trust-store").string(), {});
