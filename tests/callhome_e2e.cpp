@@ -1,4 +1,5 @@
 // The operator's story with the real binaries: callhomed as a process, callhomectl as a process, an OpenSSH device.
+#include "Binaries.h"
 #include "harness/Process.h"
 #include "harness/SshdDevice.h"
 #include "harness/TempDir.h"
@@ -14,26 +15,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-const std::string kCallhomed = std::string(CALLHOME_BINARY_DIR) + "/app/callhomed";
-const std::string kCallhomectl = std::string(CALLHOME_BINARY_DIR) + "/app/callhomectl";
-
-struct Result {
-    int status;
-    std::string out;
-    std::string err;
-};
-
-Result run(const TempDir& dir, std::vector<std::string> argv)
-{
-    static int n = 0;
-    auto tag = std::to_string(++n);
-    ProcessSpec spec { std::move(argv), dir.file("cmd" + tag + ".out"), dir.file("cmd" + tag + ".err") };
-    Process p(spec);
-    auto status = p.waitExit(20s);
-    REQUIRE(status.has_value());
-    return { *status, readFileIfExists(spec.stdoutPath), readFileIfExists(spec.stderrPath) };
-}
-
 struct Daemon {
     const TempDir& dir;
     std::unique_ptr<Process> process;
@@ -72,7 +53,7 @@ json ctlJson(const TempDir& dir, std::vector<std::string> args)
 {
     std::vector<std::string> argv { kCallhomectl, "--state-dir", dir.file("state"), "--json" };
     argv.insert(argv.end(), args.begin(), args.end());
-    auto r = run(dir, argv);
+    auto r = runCommand(dir, argv);
     INFO(r.err);
     REQUIRE(r.status == 0);
     return json::parse(r.out);
@@ -102,7 +83,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
     Daemon daemon(dir);
     DumpLogsOnFailure dump { daemon };
 
-    auto key = run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
+    auto key = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
     REQUIRE(key.status == 0);
     REQUIRE(key.out.rfind("ssh-ed25519 ", 0) == 0);
     SshdDevice device(dir, KeyType::Ed25519, key.out);
@@ -121,7 +102,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
 
     // approve by an unambiguous fingerprint prefix, while callhomed runs
     auto prefix = device.hostKeyFingerprint().substr(0, 14);
-    auto approved = run(dir,
+    auto approved = runCommand(dir,
         { kCallhomectl, "--state-dir", dir.file("state"), "approve", prefix, "--name", "edge-7", "--user",
             device.user() });
     INFO(approved.err);
@@ -136,7 +117,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
     auto caps = shown["capabilities"].get<std::vector<std::string>>();
     CHECK(std::any_of(
         caps.begin(), caps.end(), [](const auto& c) { return c.rfind("urn:ietf:params:netconf:base:1.", 0) == 0; }));
-    auto human = run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "show", "edge-7" });
+    auto human = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "show", "edge-7" });
     CHECK_THAT(human.out, Catch::Contains("connected") && Catch::Contains("urn:ietf:params:netconf:base:1."));
 
     // SIGTERM: <close-session>, disconnected in the inventory, exit 0
@@ -168,7 +149,7 @@ TEST_CASE("operator flow with callhomed and callhomectl; SIGTERM and kill -9")
             return ctlJson(dir, { "show", "edge-7" })["connected"] == true;
         },
         30s, "edge-7 connected after restart");
-    REQUIRE(run(dir, { kCallhomectl, "--state-dir", dir.file("state"), "revoke", "edge-7" }).status == 0);
+    REQUIRE(runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "revoke", "edge-7" }).status == 0);
     waitFor([&] { return ctlJson(dir, { "show", "edge-7" })["connected"] == false; }, 5s, "session ended by revoke");
     daemon.process->stop();
 }
@@ -177,23 +158,23 @@ TEST_CASE("callhomed refuses bad input with one clear line and exit 1")
 {
     TempDir dir("callhome-e2e-bad");
     writeFile(dir.file("bad.json"), R"({"callhome-config:callhome": {"listen": [{"name": "a", "port": 70000}]}})");
-    auto r = run(dir, { kCallhomed, "--config", dir.file("bad.json"), "--state-dir", dir.file("state") });
+    auto r = runCommand(dir, { kCallhomed, "--config", dir.file("bad.json"), "--state-dir", dir.file("state") });
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("bad.json") && Catch::Contains("port"));
 
-    r = run(dir, { kCallhomed, "--listen", "ssh:localhost:4334", "--state-dir", dir.file("state") });
+    r = runCommand(dir, { kCallhomed, "--listen", "ssh:localhost:4334", "--state-dir", dir.file("state") });
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("not a numeric IP address"));
 
     writeFile(dir.file("garbage.db"), "this is not a database, but it is a file someone cares about\n");
-    r = run(dir,
+    r = runCommand(dir,
         { kCallhomed, "--db", dir.file("garbage.db"), "--state-dir", dir.file("state"), "--listen",
             "ssh:127.0.0.1:0" });
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("garbage.db"));
     CHECK(readFile(dir.file("garbage.db")) == "this is not a database, but it is a file someone cares about\n");
 
-    r = run(dir, { kCallhomed, "--help" });
+    r = runCommand(dir, { kCallhomed, "--help" });
     CHECK(r.status == 0);
     for (const char* opt : { "--config", "--state-dir", "--db", "--listen", "--log-level" }) {
         CHECK_THAT(r.out, Catch::Contains(opt));

@@ -1,6 +1,7 @@
 // The real binary: SIGTERM makes callhomed exit 0 within 5 s while hostile peers are connected (a device that never
 // answers <close-session>, one with a zero channel window, one sending half a message, one reading nothing, silent
 // sockets) and a real OpenSSH device holds a session. Operators approve with callhomectl, as in callhome_e2e.
+#include "Binaries.h"
 #include "harness/HostilePeer.h"
 #include "harness/Process.h"
 #include "harness/SshdDevice.h"
@@ -17,25 +18,11 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-const std::string kCallhomed = std::string(CALLHOME_BINARY_DIR) + "/app/callhomed";
-const std::string kCallhomectl = std::string(CALLHOME_BINARY_DIR) + "/app/callhomectl";
-
-struct Result {
-    int status;
-    std::string out;
-    std::string err;
-};
-
-Result ctl(const TempDir& dir, std::vector<std::string> args)
+CommandResult ctl(const TempDir& dir, std::vector<std::string> args)
 {
-    static int n = 0;
-    auto tag = dir.file("ctl" + std::to_string(++n));
     std::vector<std::string> argv { kCallhomectl, "--state-dir", dir.file("state") };
     argv.insert(argv.end(), args.begin(), args.end());
-    Process p({ .argv = argv, .stdoutPath = tag + ".out", .stderrPath = tag + ".err" });
-    auto status = p.waitExit(20s);
-    REQUIRE(status.has_value());
-    return { *status, readFileIfExists(tag + ".out"), readFileIfExists(tag + ".err") };
+    return runCommand(dir, std::move(argv));
 }
 
 json show(const TempDir& dir, const std::string& device)
