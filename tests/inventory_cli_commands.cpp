@@ -217,7 +217,7 @@ TEST_CASE_METHOD(Fixture, "operator actions")
 
     SECTION("approve by fingerprint prefix with name and user")
     {
-        auto r = run({ "approve", "AAAAx3", "--name", "core-1", "--user", "netconf" });
+        auto r = run({ "approve", FpAmb1.substr(7, 16), "--name", "core-1", "--user", "netconf" });
         REQUIRE(r.code == 0);
         REQUIRE(lines(r.out).size() == 1);
         REQUIRE_THAT(
@@ -288,7 +288,7 @@ TEST_CASE_METHOD(Fixture, "operator actions")
 TEST_CASE_METHOD(Fixture, "rekey moves a known device to the new pending key")
 {
     auto [edgeId, newId] = edgeAndReplacement();
-    auto r = run({ "rekey", "edge-7", "newKey2" });
+    auto r = run({ "rekey", "edge-7", FpNew.substr(7, 16) });
     INFO(r.err);
     REQUIRE(r.code == 0);
     REQUIRE_THAT(
@@ -370,12 +370,17 @@ TEST_CASE_METHOD(Fixture, "errors are one line on stderr and nothing on stdout")
         requireOneLineError(run({ "approve", "no-such-device", "--name", "x" }), "no-such-device");
         requireOneLineError(run({ "events", "--device", "no-such-device" }), "no-such-device");
     }
-    SECTION("ambiguous prefix")
+    SECTION("a 4-character prefix is refused, even where it would be unique")
     {
-        auto r = run({ "approve", "AAAA", "--name", "x" });
-        requireOneLineError(r, "AAAA");
-        REQUIRE(r.code == 1);
+        for (auto prefix : { "AAAA", "AAAAx", "SHA256:AAAAx3aB3dE5fG7" }) {
+            INFO(prefix);
+            auto r = run({ "approve", prefix, "--name", "x" });
+            requireOneLineError(r, "at least 16 base64 characters");
+            REQUIRE(r.code == 1);
+            requireOneLineError(run({ "rekey", prefix, FpAmb2 }), "at least 16 base64 characters");
+        }
         REQUIRE(inv->findByFingerprint(FpAmb1)->state == DeviceState::Pending);
+        REQUIRE(run({ "approve", "SHA256:AAAAx3aB3dE5fG7h", "--name", "x" }).code == 0);
     }
     SECTION("missing inventory is reported and not created")
     {
@@ -516,7 +521,7 @@ TEST_CASE_METHOD(Fixture, "expect: one device from the command line")
     SECTION("command-line errors")
     {
         auto none = run({ "expect" });
-        requireOneLineError(none, "--serial and --manufacturer, or --csv");
+        requireOneLineError(none, "--serial and --manufacturer, --csv FILE");
         REQUIRE(none.code == 2);
         REQUIRE(run({ "expect", "--serial", "SN9" }).code == 2);
         auto both = run({ "expect", "--csv", "x.csv", "--serial", "SN9" });
@@ -650,12 +655,13 @@ TEST_CASE_METHOD(Fixture, "TLS devices in devices, show and references")
     REQUIRE(json::parse(run({ "show", "example/SN0002", "--json" }).out)["serial"] == "SN0002");
 
     // approve the self-signed device by a TLS fingerprint prefix (pins it)
-    auto approved = run({ "approve", "12:34:56:78", "--name", "lab-box" });
+    auto approved = run({ "approve", "12:34:56:78:9a:bc:de:f0:12:34:56:78", "--name", "lab-box" });
     INFO(approved.err);
     REQUIRE(approved.code == 0);
     REQUIRE(inv->findById(selfSigned.id)->state == DeviceState::Approved);
     REQUIRE(inv->findById(selfSigned.id)->decidedBy == "operator");
-    REQUIRE(run({ "show", "SHA256:AB:CD:EF" }).code == 0);
+    REQUIRE(run({ "show", "SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01" }).code == 0);
+    requireOneLineError(run({ "show", "SHA256:AB:CD:EF" }), "at least 24 hex digits");
 
     // rekey stays SSH-only
     auto rekey = run({ "rekey", "router-1", "lab-box" });

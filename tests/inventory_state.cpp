@@ -188,43 +188,53 @@ TEST_CASE("operator state machine")
 
 TEST_CASE("resolve references")
 {
+    // shares its first 20 base64 characters with FpA
+    const std::string FpE = "SHA256:abcdEFGHijklMNOPqrstZZZZyz0123456789+/AbCdE";
     ScratchDir dir;
     auto inv = openSqlite(dir.db());
     auto a = pending(*inv, FpA);
     auto b = pending(*inv, FpB);
     auto c = pending(*inv, FpC);
+    auto e = pending(*inv, FpE);
     inv->approve(a.id, std::string("router-1"), std::nullopt);
-    // a name that looks like another device's id wins over the id
-    inv->rename(c.id, std::to_string(b.id));
+    // a name that looks like another device's id is refused: it would shadow the id
+    REQUIRE_THROWS_WITH(inv->rename(c.id, std::to_string(b.id)), Catch::Contains("all digits"));
+    REQUIRE_THROWS_WITH(inv->approve(c.id, std::string("0042"), std::nullopt), Catch::Contains("all digits"));
+    REQUIRE(inv->rename(c.id, "42a").name == "42a");
 
     REQUIRE(inv->resolve("router-1").id == a.id);
     REQUIRE(inv->resolve(std::to_string(a.id)).id == a.id);
-    REQUIRE(inv->resolve(std::to_string(b.id)).id == c.id);
+    REQUIRE(inv->resolve(std::to_string(b.id)).id == b.id);
     REQUIRE(inv->resolve(FpB).id == b.id);
     REQUIRE(inv->resolve(FpB.substr(7)).id == b.id);
-    REQUIRE(inv->resolve("SHA256:Zz9y").id == c.id);
-    REQUIRE(inv->resolve("Zz9yx").id == c.id);
-    REQUIRE(inv->resolve("abcdE").id == a.id);
+    REQUIRE(inv->resolve("SHA256:Zz9yxwvutsrqponm").id == c.id); // 16 characters
+    REQUIRE(inv->resolve("Zz9yxwvutsrqponml").id == c.id);
+    REQUIRE(inv->resolve("abcdEFGHijklMNOPqrstU").id == a.id);
     // prefixes are case-sensitive, like base64
-    REQUIRE_THROWS_AS(inv->resolve("zZ9y"), NotFound);
-    REQUIRE_THROWS_WITH(inv->resolve("Zz9"), Catch::Contains("at least 4 characters"));
-    REQUIRE_THROWS_WITH(inv->resolve("SHA256:Zz9"), Catch::Contains("at least 4 characters"));
+    REQUIRE_THROWS_AS(inv->resolve("zZ9yxwvutsrqponm"), NotFound);
+    // shorter than 16 characters: an impostor could make a key matching it, so it is refused even if unique
+    for (auto shortPrefix : { "Zz9yxwvutsrqpon", "SHA256:Zz9", "Zz9y", "SHA256:abcd", "abcd" }) {
+        INFO(shortPrefix);
+        REQUIRE_THROWS_WITH(inv->resolve(shortPrefix), Catch::Contains("at least 16 base64 characters"));
+        REQUIRE_THROWS_AS(inv->resolve(shortPrefix), NotFound);
+    }
     REQUIRE_THROWS_WITH(inv->resolve("nothing-here"), Catch::Contains("no device matches \"nothing-here\""));
     REQUIRE_THROWS_AS(inv->resolve("999"), NotFound);
     REQUIRE_THROWS_AS(inv->resolve(""), NotFound);
 
     try {
-        inv->resolve("SHA256:abcd");
+        inv->resolve("SHA256:abcdEFGHijklMNOPqrst");
         FAIL("expected Ambiguous");
-    } catch (const Ambiguous& e) {
-        std::string msg = e.what();
-        REQUIRE(msg.find("\"SHA256:abcd\" matches 2 devices") != std::string::npos);
+    } catch (const Ambiguous& err) {
+        std::string msg = err.what();
+        REQUIRE(msg.find("\"SHA256:abcdEFGHijklMNOPqrst\" matches 2 devices") != std::string::npos);
         REQUIRE(msg.find(FpA + " (router-1)") != std::string::npos);
-        REQUIRE(msg.find(FpB + " (unnamed)") != std::string::npos);
+        REQUIRE(msg.find(FpE + " (unnamed)") != std::string::npos);
     }
-    REQUIRE_THROWS_AS(inv->resolve("abcd"), Ambiguous);
+    REQUIRE_THROWS_AS(inv->resolve("abcdEFGHijklMNOP"), Ambiguous);
     // Ambiguous and NotFound are UsageErrors (callhomectl prints them as such)
-    REQUIRE_THROWS_AS(inv->resolve("abcd"), UsageError);
+    REQUIRE_THROWS_AS(inv->resolve("abcdEFGHijklMNOP"), UsageError);
+    (void)e;
 }
 
 TEST_CASE("sameAddressAs flags a new key from a known device's address")

@@ -155,11 +155,14 @@ TEST_CASE_METHOD(Fixture, "a self-signed certificate is pinned by its fingerprin
     REQUIRE(first.device.certSubject == "CN=lab-box");
 
     // referenced by a TLS fingerprint prefix, with or without "SHA256:", in either case
-    REQUIRE(inv->resolve("12:34:56").id == first.device.id);
-    REQUIRE(inv->resolve("SHA256:12:34").id == first.device.id);
-    REQUIRE(inv->resolve("sha256:12:34:56:78:9a").id == first.device.id);
+    // (at least 24 hex digits: 96 bits, as 16 base64 characters of an SSH fingerprint)
+    REQUIRE(inv->resolve("12:34:56:78:9A:BC:DE:F0:12:34:56:78").id == first.device.id);
+    REQUIRE(inv->resolve("SHA256:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A").id == first.device.id);
+    REQUIRE(inv->resolve("sha256:12:34:56:78:9a:bc:de:f0:12:34:56:78").id == first.device.id);
     REQUIRE(inv->resolve(Fp3).id == first.device.id);
-    REQUIRE_THROWS_AS(inv->resolve("9A:BC:DE:F0"), NotFound); // a prefix, not a substring
+    REQUIRE_THROWS_WITH(inv->resolve("12:34:56:78:9A:BC:DE:F0:12:34:56"), Catch::Contains("at least 24 hex"));
+    REQUIRE_THROWS_WITH(inv->resolve("SHA256:12:34"), Catch::Contains("at least 24 hex"));
+    REQUIRE_THROWS_AS(inv->resolve("9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0"), NotFound); // a prefix, not a substring
 }
 
 TEST_CASE_METHOD(Fixture, "self-signed pinning: the approved fingerprint is accepted, another one is not")
@@ -271,10 +274,12 @@ TEST_CASE_METHOD(Fixture, "resolve finds TLS devices by serial and MANUFACTURER/
     inv->recordTlsContact(verified("SN0005", Fp1), "192.0.2.5", at(1'000));
     inv->recordTlsContact(verified("SN0006", Fp2), "192.0.2.6", at(1'000));
     REQUIRE(inv->resolve(Fp1).id == expected[0].id);
-    REQUIRE(inv->resolve("AB:CD:EF").id == expected[0].id);
-    REQUIRE(inv->resolve("SHA256:AB:CD:9").id == expected[1].id);
-    REQUIRE_THROWS_AS(inv->resolve("AB:CD"), Ambiguous);
-    REQUIRE_THROWS_WITH(inv->resolve("AB:"), Catch::Contains("at least 4 characters"));
+    REQUIRE(inv->resolve("AB:CD:EF:01:23:45:67:89:AB:CD:EF:01").id == expected[0].id);
+    REQUIRE(inv->resolve("SHA256:AB:CD:99:01:23:45:67:89:AB:CD:EF:01").id == expected[1].id);
+    // a short prefix is refused even where it would be unique (or, as "AB:CD", ambiguous)
+    REQUIRE_THROWS_WITH(inv->resolve("AB:CD"), Catch::Contains("at least 24 hex digits"));
+    REQUIRE_THROWS_WITH(inv->resolve("AB:CD:EF"), Catch::Contains("at least 24 hex digits"));
+    REQUIRE_THROWS_WITH(inv->resolve("AB:"), Catch::Contains("at least 24 hex digits"));
     REQUIRE(inv->resolve("r-6").id == expected[1].id);
     REQUIRE(inv->resolve(std::to_string(expected[2].id)).id == expected[2].id);
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <istream>
 #include <optional>
+#include <utility>
 
 namespace callhome::cli {
 namespace {
@@ -186,6 +187,74 @@ std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string
     }
     if (out.empty()) {
         throw UsageError(fileName + ": no devices in the file (expected lines of serial,manufacturer[,name])");
+    }
+    return out;
+}
+
+std::vector<ShippingEntry> parseImportData(std::istream& in, const std::string& fileName)
+{
+    std::vector<ShippingEntry> out;
+    std::size_t lineNumber = 0;
+    bool first = true;
+    for (std::string line; std::getline(in, line);) {
+        ++lineNumber;
+        if (lineNumber == 1 && line.starts_with(Utf8Bom)) {
+            line.erase(0, Utf8Bom.size());
+        }
+        if (!line.empty() && line.back() == '\r') {
+            line.pop_back();
+        }
+        auto content = trim(line);
+        if (content.empty() || content.front() == '#') {
+            continue;
+        }
+        try {
+            auto fields = splitCsvRecord(line);
+            if (std::exchange(first, false) && !fields.empty()
+                && (lower(fields[0]) == "identity" || lower(fields[0]) == "fingerprint")) {
+                continue;
+            }
+            if (fields.size() < 2 || fields.size() > 3) {
+                throw UsageError(
+                    fmt::format("expected 2 or 3 fields (identity, name, optional user), found {}", fields.size()));
+            }
+            ShippingEntry entry { .line = lineNumber };
+            const auto& identity = fields[0];
+            if (identity.empty()) {
+                throw UsageError("the identity is empty (an SSH fingerprint SHA256:... or MANUFACTURER/SERIAL)");
+            }
+            if (fields[1].empty()) {
+                throw UsageError("the name is empty");
+            }
+            entry.device.name = fields[1];
+            const bool ssh = identity.starts_with("SHA256:");
+            if (fields.size() == 3 && !fields[2].empty()) {
+                if (!ssh) {
+                    throw UsageError("a user is for SSH devices only; " + identity + " is a TLS device");
+                }
+                entry.device.sshUser = fields[2];
+            }
+            if (ssh) {
+                entry.device.fingerprint = identity;
+            } else {
+                auto slash = identity.find('/');
+                if (slash == std::string::npos || slash == 0 || slash + 1 == identity.size()) {
+                    throw UsageError("\"" + identity
+                        + "\" is neither an SSH fingerprint (SHA256:...) nor MANUFACTURER/SERIAL of a TLS device");
+                }
+                entry.device.manufacturer = identity.substr(0, slash);
+                entry.device.serial = identity.substr(slash + 1);
+            }
+            out.push_back(std::move(entry));
+        } catch (const UsageError& e) {
+            throw UsageError(fmt::format("{}:{}: {}", fileName, lineNumber, e.what()));
+        }
+    }
+    if (in.bad()) {
+        throw UsageError(fmt::format("{}: read error after line {}", fileName, lineNumber));
+    }
+    if (out.empty()) {
+        throw UsageError(fileName + ": no devices in the file (expected lines of identity,name[,user])");
     }
     return out;
 }

@@ -2,6 +2,7 @@
 #include "common/Error.h"
 #include "inventory/Types.h"
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,12 +58,16 @@ public:
      */
     virtual Contact recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at) = 0;
     /**
-     * Pre-provisions devices (approved, transport tls, decidedBy "pre-provisioned", no contact yet) in one
-     * transaction: all or nothing. A serial already known for that manufacturer is an ExpectError
-     * (inventory/ExpectError.h, a UsageError) naming it and its 1-based position in `devices`, unless it is already
-     * expected/approved with the same name (idempotent re-import).
+     * Pre-provisions devices (approved, decidedBy "pre-provisioned", no contact yet) in one transaction: all or
+     * nothing. TLS devices by (manufacturer, serial); SSH devices by host-key fingerprint, optionally with key type
+     * and SSH user: such a key is accepted on its first call home exactly like an approved one (recordContact).
+     * An identity already known is an ExpectError (inventory/ExpectError.h, a UsageError) naming it and its 1-based
+     * position in `devices`, unless it is already approved with the same name (and, for SSH, the same user or none
+     * given): an idempotent re-import.
      */
-    virtual std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) = 0;
+    virtual ExpectResult expectAll(const std::vector<ExpectedDevice>& devices) = 0;
+    /** expectAll() returning only the devices. */
+    std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) { return expectAll(devices).devices; }
     /** Registers a listener instance (unique id) and drops any sessions an earlier instance with that id left. */
     virtual void listenerStarted(const std::string& listenerId, TimePoint at) = 0;
     /** Liveness beat; sessions of a listener whose beat is older than the staleness window show as disconnected. */
@@ -92,12 +97,25 @@ public:
     /** Every device, ordered by id. */
     virtual std::vector<Device> devices() = 0;
     /**
+     * Calls `fn` for each device the filter selects, ordered by id, as it reads them: constant memory whatever the
+     * number of devices. The inventory is locked meanwhile: `fn` must not call this inventory. An exception from
+     * `fn` ends the listing and propagates.
+     */
+    virtual void forEachDevice(const DeviceFilter& filter, const std::function<void(const Device&)>& fn) = 0;
+    /**
      * Resolves an operator's reference: exact name, numeric id, exact fingerprint, exact serial number or
      * MANUFACTURER/SERIAL, or an unambiguous fingerprint prefix (with or without "SHA256:", hex case-insensitive).
      * Throws NotFound / Ambiguous with a message naming the candidates.
      */
     virtual Device resolve(const std::string& reference) = 0;
     virtual std::vector<Event> events(const EventFilter& filter) = 0;
+    /** Like events(), streaming: `fn` per event, oldest first, under the inventory's lock (see forEachDevice). */
+    virtual void forEachEvent(const EventFilter& filter, const std::function<void(const Event&)>& fn) = 0;
+    /**
+     * Runs SQLite's PRAGMA quick_check (and a foreign-key check) over the whole file: its cost grows with the file,
+     * so openSqlite() runs it, openSqliteExisting() does not. Returns the problems found, empty when all is well.
+     */
+    virtual std::vector<std::string> checkIntegrity() = 0;
     /** The sources blocked at `now` (until > now), ordered by source. */
     virtual std::vector<BlockedSource> blockedSources(TimePoint now) = 0;
 
@@ -121,10 +139,24 @@ public:
      * changing nothing, when the source is not blocked (never was, or its block has ended).
      */
     virtual bool unblockSource(const std::string& source, const std::string& decidedBy) = 0;
+    /**
+     * Applies one decision to every device `filter` selects for which it is a change (approve: not approved yet;
+     * reject: pending or approved; revoke: approved; forget: any), in one transaction: all or nothing, one event per
+     * device, as the single-device actions do. Returns how many devices it changed (or would, with dryRun).
+     */
+    virtual int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) = 0;
 };
 
-/** Opens (creating and migrating as needed) the SQLite inventory at `path`. Throws DatabaseError. */
+/**
+ * Opens (creating and migrating as needed) the SQLite inventory at `path`, for callhomed: a new file is created
+ * mode 0600 whatever the umask (SQLite gives its -wal and -shm files the same mode); an existing one that others
+ * may access loses those permissions (with a warning). Runs the integrity check. Throws DatabaseError.
+ */
 std::unique_ptr<Inventory> openSqlite(const std::string& path);
-/** Opens an existing SQLite inventory without creating it or changing its schema (for readers). */
+/**
+ * Opens an existing SQLite inventory without creating it or changing its schema (for readers and callhomectl).
+ * Checks the header and schema version only, not the whole file (checkIntegrity() does), so it costs the same for
+ * any inventory size.
+ */
 std::unique_ptr<Inventory> openSqliteExisting(const std::string& path);
 } // namespace callhome::inventory

@@ -1,15 +1,18 @@
 #include "inventory/SqliteInventory.h"
 #include "common/Log.h"
+#include "common/Text.h"
 #include "inventory/ExpectError.h"
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <string_view>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utility>
 
 namespace callhome::inventory::embedded {
@@ -20,7 +23,14 @@ extern const std::vector<std::pair<std::string_view, std::string_view>> migratio
 namespace callhome::inventory {
 namespace {
 constexpr std::string_view FingerprintPrefix = "SHA256:";
-constexpr size_t MinPrefixLength = 4;
+// A fingerprint prefix must carry at least 96 bits, or an impostor could make a key that matches it (24 bits take
+// well under a second): 16 base64 characters of an SSH fingerprint, 24 hex digits of a TLS one.
+constexpr size_t MinPrefixLength = 16;
+constexpr size_t MinHexPrefixDigits = 24;
+/// Listing the candidates of an ambiguous prefix: a few are enough to show the operator what to type.
+constexpr int64_t MaxCandidates = 10;
+/// SSH fingerprints are SHA-256 in unpadded base64: 43 characters after "SHA256:".
+constexpr size_t SshFingerprintLength = 43;
 constexpr size_t MaxNameLength = 64;
 constexpr const char* DecidedByOperator = "operator";
 constexpr const char* DecidedByPreProvisioning = "pre-provisioned";
@@ -111,10 +121,17 @@ bool isNameChar(unsigned char c)
         || c == '-';
 }
 
+/** All digits: such a name would shadow a numeric id when an operator refers to a device. */
+bool isAllDigits(const std::string& text)
+{
+    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 /** The rules of validateName as a yes/no, for names that come from certificates rather than from operators. */
 bool isValidName(const std::string& name)
 {
-    return !name.empty() && name.size() <= MaxNameLength && std::all_of(name.begin(), name.end(), isNameChar);
+    return !name.empty() && name.size() <= MaxNameLength && std::all_of(name.begin(), name.end(), isNameChar)
+        && !isAllDigits(name);
 }
 
 void validateName(const std::string& name)
@@ -128,6 +145,34 @@ void validateName(const std::string& name)
     if (!std::all_of(name.begin(), name.end(), isNameChar)) {
         throw UsageError(fmt::format("device name \"{}\" may contain only letters, digits, '.', '_' and '-'", name));
     }
+    if (isAllDigits(name)) {
+        throw UsageError(fmt::format(
+            "device name \"{}\" is all digits, which would read as a device id; add a letter (e.g. \"dev-{}\")", name,
+            name));
+    }
+}
+
+/** "SHA256:" and 43 base64 characters: what ssh-keygen -l -E sha256 prints. Returns the problem, empty when fine. */
+std::string sshFingerprintProblem(const std::string& fp)
+{
+    auto isBase64 = [](unsigned char c) { return std::isalnum(c) || c == '+' || c == '/'; };
+    if (!fp.starts_with(FingerprintPrefix) || fp.size() != FingerprintPrefix.size() + SshFingerprintLength
+        || !std::all_of(fp.begin() + FingerprintPrefix.size(), fp.end(), isBase64)) {
+        return fmt::format("\"{}\" is not an SSH host key fingerprint (SHA256: and {} base64 characters, as "
+                           "ssh-keygen -l -E sha256 prints)",
+            escapeControl(fp), SshFingerprintLength);
+    }
+    return {};
+}
+
+std::vector<std::string> escapedAll(const std::vector<std::string>& texts)
+{
+    std::vector<std::string> out;
+    out.reserve(texts.size());
+    for (const auto& t : texts) {
+        out.push_back(escapeControl(t));
+    }
+    return out;
 }
 
 std::string encodeCapabilities(const std::vector<std::string>& capabilities)
@@ -156,7 +201,8 @@ SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user
        d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by, d.capabilities,
        (SELECT MAX(s.started_at) FROM sessions s JOIN listeners l ON l.id = s.listener_id
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
-       d.manufacturer, d.serial, d.cert_subject, d.cert_issuer
+       d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
+       (SELECT o.name FROM devices o WHERE o.id = d.same_address_as)
 FROM devices d
 )";
 
@@ -189,7 +235,38 @@ Device readDevice(const sqlite::Statement& s)
     d.serial = s.text(17);
     d.certSubject = s.text(18);
     d.certIssuer = s.text(19);
+    d.sameAddressAsName = s.optionalText(20);
     return d;
+}
+
+// One statement for every DeviceFilter (NULL = not filtered): it walks the devices by id from afterId on, so its cost
+// is that of the rows it reads, and a page (afterId, limit) reads only its own rows.
+const std::string FilteredDeviceSelect = std::string(DeviceSelect) + R"(
+WHERE d.id > ?2 AND (?3 IS NULL OR d.state = ?3) AND (?4 IS NULL OR d.transport = ?4)
+    AND (?5 IS NULL OR d.name GLOB ?5) AND (?6 IS NULL OR d.last_seen >= ?6)
+    AND (?7 IS NULL OR EXISTS (SELECT 1 FROM sessions s JOIN listeners l ON l.id = s.listener_id
+                               WHERE s.device_id = d.id AND l.heartbeat_at >= ?1) = ?7)
+ORDER BY d.id LIMIT ?8)";
+
+void bindDeviceFilter(sqlite::Statement& stmt, const DeviceFilter& filter)
+{
+    stmt.bind(1, toMs(now() - HeartbeatWindow));
+    stmt.bind(2, filter.afterId.value_or(0));
+    if (filter.state) {
+        stmt.bind(3, toString(*filter.state));
+    }
+    if (filter.transport) {
+        stmt.bind(4, toString(*filter.transport));
+    }
+    stmt.bind(5, filter.nameGlob);
+    if (filter.seenSince) {
+        stmt.bind(6, toMs(*filter.seenSince));
+    }
+    if (filter.connected) {
+        stmt.bind(7, int64_t { *filter.connected });
+    }
+    // A negative LIMIT means no limit in SQLite.
+    stmt.bind(8, filter.limit ? std::max<int64_t>(*filter.limit, 0) : int64_t { -1 });
 }
 } // namespace
 
@@ -257,6 +334,40 @@ int64_t SqliteInventory::knownSchemaVersion()
 }
 
 namespace {
+/**
+ * The daemon's inventory files are readable by the daemon only: a new database is created here, mode 0600, before
+ * SQLite opens it (an empty file is an empty database to SQLite), because SQLite itself would create it 0644 minus
+ * the umask, and gives its -wal, -shm and -journal files the mode of the database file. Existing files that others
+ * may access lose those permissions (the group's are left alone).
+ */
+void secureFiles(const std::string& path)
+{
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        ::close(fd);
+        return;
+    }
+    if (errno != EEXIST) {
+        throw DatabaseError("cannot create inventory " + path + ": " + std::strerror(errno));
+    }
+    for (const auto& file : { path, path + "-wal", path + "-shm", path + "-journal" }) {
+        struct stat st { };
+        if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & S_IRWXO) == 0) {
+            continue;
+        }
+        const auto mode = st.st_mode & 07777 & ~static_cast<mode_t>(S_IRWXO);
+        if (::chmod(file.c_str(), mode) == 0) {
+            log::get(log::Inventory)
+                ->warn("inventory file {} was accessible by others (mode {:04o}); changed to {:04o}", file,
+                    st.st_mode & 07777, mode);
+        } else {
+            log::get(log::Inventory)
+                ->warn("inventory file {} is accessible by others (mode {:04o}) and cannot be changed: {}", file,
+                    st.st_mode & 07777, std::strerror(errno));
+        }
+    }
+}
+
 int openFlags(SqliteInventory::Mode mode, const std::string& path)
 {
     if (mode == SqliteInventory::Mode::ExistingOnly) {
@@ -269,6 +380,7 @@ int openFlags(SqliteInventory::Mode mode, const std::string& path)
         }
         return SQLITE_OPEN_READWRITE;
     }
+    secureFiles(path);
     return SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 }
 } // namespace
@@ -301,10 +413,13 @@ void SqliteInventory::checkFile(Mode mode)
     try {
         // The first read of the header: a file that is not SQLite fails here (SQLITE_NOTADB) without being touched.
         appId = m_db.queryInteger("PRAGMA application_id", "reading the inventory header");
-        auto check = m_db.prepare("PRAGMA quick_check", "checking inventory integrity");
-        if (check.step() && check.text(0) != "ok") {
-            throw DatabaseError("inventory " + m_path + " is corrupt (quick_check: " + check.text(0)
-                + "); restore it from a backup or move it away");
+        // The whole-file check costs time proportional to the file (0.2 s at 100,000 devices): the daemon runs it
+        // when it opens the inventory, callhomectl only on `check`.
+        if (mode == Mode::CreateAndMigrate) {
+            if (auto problems = integrityProblems(); !problems.empty()) {
+                throw DatabaseError("inventory " + m_path + " is corrupt (quick_check: " + problems.front()
+                    + "); restore it from a backup or move it away");
+            }
         }
     } catch (const DatabaseError& e) {
         auto rc = sqlite3_errcode(m_db.handle()) & 0xff;
@@ -491,6 +606,10 @@ void SqliteInventory::applyDerivedName(const Device& d, const std::optional<std:
 void SqliteInventory::appendEvent(const Event& event)
 {
     Event e = event;
+    // Details quote peers (disconnect messages, certificate fields): stored escaped, so that no reader of the log
+    // (callhomectl, sqlite3, a script) ever gets a raw control character.
+    e.detail = escapeControl(e.detail);
+    e.deviceName = escapeControl(e.deviceName);
     if (e.deviceId && (e.deviceName.empty() || e.fingerprint.empty())) {
         // Callers on the listener side know the device id; the log keeps the text so it stays readable after forget.
         if (auto d = deviceById(*e.deviceId)) {
@@ -528,11 +647,15 @@ Contact SqliteInventory::recordContact(Transport transport, const std::string& f
     int64_t id;
     if (!existing.empty()) {
         id = existing.front().id;
-        m_db.prepare(
-                "UPDATE devices SET attempts = attempts + 1, last_seen = ?1, last_address = ?2 WHERE id = ?3", purpose)
+        // An expected (pre-provisioned) key has no first contact and maybe no key type yet: both start here.
+        m_db.prepare("UPDATE devices SET attempts = attempts + 1, first_seen = COALESCE(first_seen, ?1), "
+                     "last_seen = ?1, last_address = ?2, key_type = CASE WHEN key_type = '' THEN ?4 ELSE key_type END "
+                     "WHERE id = ?3",
+                purpose)
             .bind(1, toMs(at))
             .bind(2, address)
             .bind(3, id)
+            .bind(4, keyType)
             .run();
     } else {
         auto sameAddressAs = knownDeviceAt(address, purpose);
@@ -554,8 +677,13 @@ Contact SqliteInventory::recordContact(Transport transport, const std::string& f
     return contact;
 }
 
-Contact SqliteInventory::recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at)
+Contact SqliteInventory::recordTlsContact(const TlsIdentity& presented, const std::string& address, TimePoint at)
 {
+    // Subject, issuer and serial are the device's own text: stored escaped (a serial is then matched escaped too).
+    TlsIdentity identity = presented;
+    identity.subject = escapeControl(presented.subject);
+    identity.issuer = escapeControl(presented.issuer);
+    identity.serial = escapeControl(presented.serial);
     std::lock_guard lock(m_mutex);
     const bool bySerial = !identity.serial.empty();
     const std::string purpose = "recording a TLS contact from "
@@ -628,16 +756,100 @@ Contact SqliteInventory::recordTlsContact(const TlsIdentity& identity, const std
     return contact;
 }
 
-std::vector<Device> SqliteInventory::expect(const std::vector<ExpectedDevice>& devices)
+std::pair<Device, bool> SqliteInventory::expectSsh(const ExpectedDevice& e, std::size_t position, TimePoint at)
+{
+    const std::string purpose = "pre-provisioning SSH devices";
+    if (auto problem = sshFingerprintProblem(e.fingerprint); !problem.empty()) {
+        throw ExpectError(position, problem);
+    }
+    if (!e.serial.empty() || !e.manufacturer.empty()) {
+        throw ExpectError(position, e.fingerprint + ": an SSH host key has no serial number or manufacturer");
+    }
+    if (!e.keyType.empty()) {
+        if (auto problem = identityProblem("the key type", e.keyType); !problem.empty()) {
+            throw ExpectError(position, e.fingerprint + ": " + problem);
+        }
+    }
+    if (e.sshUser) {
+        if (auto problem = identityProblem("the SSH user", *e.sshUser); !problem.empty()) {
+            throw ExpectError(position, e.fingerprint + ": " + problem);
+        }
+    }
+    if (e.name) {
+        try {
+            validateName(*e.name);
+        } catch (const UsageError& err) {
+            throw ExpectError(position, e.fingerprint + ": " + err.what());
+        }
+    }
+    auto known = queryDevices("WHERE d.fingerprint = ?3", std::nullopt, e.fingerprint, purpose);
+    if (!known.empty()) {
+        auto& k = known.front();
+        // Re-importing the same data changes nothing; a line without a name or user makes no claim about them.
+        if (k.state == DeviceState::Approved && (!e.name || e.name == k.name)
+            && (!e.sshUser || e.sshUser == k.sshUser)) {
+            return { std::move(k), false };
+        }
+        const char* hint = k.state == DeviceState::Pending ? "; approve it instead"
+            : k.state == DeviceState::Approved             ? "; rename it or change its user instead"
+                                                           : "";
+        throw ExpectError(position,
+            fmt::format("{} is already device {}{} ({}{}{}){}", e.fingerprint, k.id, k.name ? " " + *k.name : "",
+                toString(k.state), k.decidedBy.empty() ? "" : ", decided by " + k.decidedBy,
+                k.sshUser ? ", ssh user " + *k.sshUser : "", hint));
+    }
+    if (e.name) {
+        if (auto other = deviceByName(*e.name)) {
+            throw ExpectError(position,
+                fmt::format("{}: name \"{}\" is already used by device {} ({})", e.fingerprint, *e.name, other->id,
+                    other->fingerprint.empty() ? serialIdentity(*other) : other->fingerprint));
+        }
+    }
+    // Like a TLS expected device: approved, no first contact yet (first/last seen NULL, attempts 0). recordContact
+    // finds it by fingerprint on the first call home and the identity step accepts it.
+    m_db.prepare("INSERT INTO devices (name, state, transport, fingerprint, key_type, ssh_user, decided_at, "
+                 "decided_by) VALUES (?1, 'approved', 'ssh', ?2, ?3, ?4, ?5, ?6)",
+            purpose)
+        .bind(1, e.name)
+        .bind(2, e.fingerprint)
+        .bind(3, e.keyType)
+        .bind(4, e.sshUser)
+        .bind(5, toMs(at))
+        .bind(6, std::string(DecidedByPreProvisioning))
+        .run();
+    auto d = requireDevice(m_db.lastInsertId());
+    appendEvent({ .at = at,
+        .kind = EventKind::Approved,
+        .deviceId = d.id,
+        .deviceName = d.name.value_or(""),
+        .fingerprint = d.fingerprint,
+        .detail = fmt::format("pre-provisioned SSH host key {}{}{}: accepted on its first call home", d.fingerprint,
+            d.name ? " as " + *d.name : "", d.sshUser ? ", ssh user " + *d.sshUser : "") });
+    return { std::move(d), true };
+}
+
+ExpectResult SqliteInventory::expectAll(const std::vector<ExpectedDevice>& devices)
 {
     std::lock_guard lock(m_mutex);
     const std::string purpose = "pre-provisioning devices";
     WriteTransaction tx(*this, Sync::Full, purpose);
     const auto at = now();
-    std::vector<Device> out;
+    ExpectResult result;
+    auto& out = result.devices;
+    out.reserve(devices.size());
     for (size_t i = 0; i < devices.size(); ++i) {
         const auto& e = devices[i];
         const auto position = i + 1;
+        if (!e.fingerprint.empty()) {
+            auto [d, created] = expectSsh(e, position, at);
+            result.created += created ? 1 : 0;
+            out.push_back(std::move(d));
+            continue;
+        }
+        if (e.sshUser || !e.keyType.empty()) {
+            throw ExpectError(
+                position, e.manufacturer + "/" + e.serial + ": an SSH user or key type is for SSH devices");
+        }
         for (const auto& problem :
             { identityProblem("the serial number", e.serial), identityProblem("the manufacturer", e.manufacturer) }) {
             if (!problem.empty()) {
@@ -690,9 +902,10 @@ std::vector<Device> SqliteInventory::expect(const std::vector<ExpectedDevice>& d
             .detail = fmt::format(
                 "pre-provisioned {}{}: accepted on its first call home", identity, d.name ? " as " + *d.name : "") });
         out.push_back(std::move(d));
+        ++result.created;
     }
     tx.commit();
-    return out;
+    return result;
 }
 
 void SqliteInventory::listenerStarted(const std::string& listenerId, TimePoint at)
@@ -743,7 +956,7 @@ void SqliteInventory::sessionOpened(
     const std::string purpose = fmt::format("recording the session of device {}", deviceId);
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("UPDATE devices SET capabilities = ?1 WHERE id = ?2", purpose)
-        .bind(1, encodeCapabilities(capabilities))
+        .bind(1, encodeCapabilities(escapedAll(capabilities)))
         .bind(2, deviceId)
         .run();
     if (m_db.changes() == 0) {
@@ -808,8 +1021,19 @@ std::optional<Device> SqliteInventory::findById(int64_t id)
 
 std::vector<Device> SqliteInventory::devices()
 {
+    std::vector<Device> out;
+    forEachDevice({}, [&](const Device& d) { out.push_back(d); });
+    return out;
+}
+
+void SqliteInventory::forEachDevice(const DeviceFilter& filter, const std::function<void(const Device&)>& fn)
+{
     std::lock_guard lock(m_mutex);
-    return queryDevices("ORDER BY d.id", std::nullopt, std::nullopt, "listing devices");
+    auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
+    bindDeviceFilter(stmt, filter);
+    while (stmt.step()) {
+        fn(readDevice(stmt));
+    }
 }
 
 Device SqliteInventory::resolve(const std::string& reference)
@@ -860,42 +1084,85 @@ Device SqliteInventory::resolve(const std::string& reference)
             }
         }
     }
-    if (full.size() - FingerprintPrefix.size() < MinPrefixLength) {
-        throw NotFound(fmt::format("no device matches \"{}\" (a fingerprint prefix needs at least {} characters)",
-            reference, MinPrefixLength));
+    const auto body = std::string_view(full).substr(FingerprintPrefix.size());
+    const bool hex = body.find(':') != std::string_view::npos;
+    const auto digits = hex
+        ? static_cast<size_t>(std::count_if(body.begin(), body.end(), [](unsigned char c) { return std::isxdigit(c); }))
+        : body.size();
+    if (digits < (hex ? MinHexPrefixDigits : MinPrefixLength)) {
+        throw NotFound(
+            fmt::format("no device matches \"{}\" (a fingerprint prefix needs at least {}: a shorter one is "
+                        "too easy for an impostor's key to match; give more of the fingerprint, or all of it)",
+                escapeControl(reference),
+                hex ? fmt::format("{} hex digits", MinHexPrefixDigits)
+                    : fmt::format("{} base64 characters", MinPrefixLength)));
     }
-    // substr, not LIKE: base64 is case-sensitive and may contain '_' in other encodings.
-    auto matches = queryDevices("WHERE substr(d.fingerprint, 1, ?2) = ?3 ORDER BY d.id",
-        static_cast<int64_t>(full.size()), full, "resolving a fingerprint prefix");
+    // A range over the fingerprint index rather than substr() over every row: [prefix, prefix with its last byte
+    // incremented). Fingerprints are ASCII, compared bytewise (BINARY), case-sensitive as base64 is.
+    std::string upper = full;
+    upper.back() = static_cast<char>(upper.back() + 1);
+    std::vector<Device> matches;
+    {
+        auto stmt = m_db.prepare(std::string(DeviceSelect)
+                + "WHERE d.fingerprint >= ?2 AND d.fingerprint < ?3 ORDER BY d.fingerprint LIMIT ?4",
+            "resolving a fingerprint prefix");
+        stmt.bind(1, toMs(now() - HeartbeatWindow)).bind(2, full).bind(3, upper).bind(4, MaxCandidates + 1);
+        while (stmt.step()) {
+            matches.push_back(readDevice(stmt));
+        }
+    }
     if (matches.empty()) {
-        throw NotFound(fmt::format("no device matches \"{}\"", reference));
+        throw NotFound(fmt::format("no device matches \"{}\"", escapeControl(reference)));
     }
     if (matches.size() > 1) {
         std::string candidates;
-        for (const auto& d : matches) {
+        for (size_t i = 0; i < matches.size() && i < static_cast<size_t>(MaxCandidates); ++i) {
+            const auto& d = matches[i];
             candidates += candidates.empty() ? "" : ", ";
             candidates += d.fingerprint + " (" + (d.name ? *d.name : "unnamed") + ")";
         }
         throw Ambiguous(fmt::format("\"{}\" matches {} devices: {}; give more of the fingerprint or the name",
-            reference, matches.size(), candidates));
+            escapeControl(reference),
+            matches.size() > static_cast<size_t>(MaxCandidates) ? "more than " + std::to_string(MaxCandidates)
+                                                                : std::to_string(matches.size()),
+            candidates));
     }
     return matches.front();
 }
 
 std::vector<Event> SqliteInventory::events(const EventFilter& filter)
 {
+    std::vector<Event> out;
+    forEachEvent(filter, [&](const Event& e) { out.push_back(e); });
+    return out;
+}
+
+void SqliteInventory::forEachEvent(const EventFilter& filter, const std::function<void(const Event&)>& fn)
+{
     std::lock_guard lock(m_mutex);
-    auto stmt = m_db.prepare("SELECT id, at, kind, device_id, device_name, connection_id, address, fingerprint, detail "
-                             "FROM events WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR at >= ?2) "
-                             "ORDER BY at DESC, id DESC LIMIT ?3",
-        "listing events");
+    // Three shapes, each reading only the rows it returns (by the time index, or the device index when one device is
+    // asked): everything in time order; the newest N, selected newest first then put back in order (N rows of memory,
+    // N being what the caller asked for); or a page after an id, in id order (the order of recording), so that paging
+    // by the last id seen misses nothing even where an event was recorded with an earlier time.
+    constexpr const char* columns = "SELECT id, at, kind, device_id, device_name, connection_id, address, fingerprint, "
+                                    "detail FROM events WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR at >= "
+                                    "?2) AND id > ?4";
+    std::string sql;
+    if (filter.afterId) {
+        sql = std::string(columns) + " ORDER BY id LIMIT ?3";
+    } else if (filter.limit) {
+        sql = std::string("SELECT * FROM (") + columns + " ORDER BY at DESC, id DESC LIMIT ?3) ORDER BY at, id";
+    } else {
+        sql = std::string(columns) + " ORDER BY at, id LIMIT ?3";
+    }
+    auto stmt = m_db.prepare(sql, "listing events");
     stmt.bind(1, filter.deviceId);
     if (filter.since) {
         stmt.bind(2, toMs(*filter.since));
     }
     // A negative LIMIT means no limit in SQLite.
     stmt.bind(3, filter.limit ? std::max<int64_t>(*filter.limit, 0) : int64_t { -1 });
-    std::vector<Event> out;
+    stmt.bind(4, filter.afterId.value_or(0));
     while (stmt.step()) {
         Event e;
         e.id = stmt.integer(0);
@@ -907,11 +1174,32 @@ std::vector<Event> SqliteInventory::events(const EventFilter& filter)
         e.address = stmt.text(6);
         e.fingerprint = stmt.text(7);
         e.detail = stmt.text(8);
-        out.push_back(std::move(e));
+        fn(e);
     }
-    // Selected newest first so that LIMIT keeps the newest; callers read the log oldest first.
-    std::reverse(out.begin(), out.end());
-    return out;
+}
+
+std::vector<std::string> SqliteInventory::integrityProblems()
+{
+    std::vector<std::string> problems;
+    auto check = m_db.prepare("PRAGMA quick_check", "checking inventory integrity");
+    while (check.step()) {
+        if (auto line = check.text(0); line != "ok") {
+            problems.push_back(std::move(line));
+        }
+    }
+    return problems;
+}
+
+std::vector<std::string> SqliteInventory::checkIntegrity()
+{
+    std::lock_guard lock(m_mutex);
+    auto problems = integrityProblems();
+    auto fk = m_db.prepare("PRAGMA foreign_key_check", "checking inventory foreign keys");
+    while (fk.step()) {
+        problems.push_back(
+            fmt::format("row {} of table {} references a missing row of {}", fk.text(1), fk.text(0), fk.text(2)));
+    }
+    return problems;
 }
 
 Device SqliteInventory::approve(
@@ -919,7 +1207,14 @@ Device SqliteInventory::approve(
 {
     std::lock_guard lock(m_mutex);
     WriteTransaction tx(*this, Sync::Full, "approving a device");
-    auto d = requireDevice(deviceId);
+    auto result = approveLocked(requireDevice(deviceId), name, sshUser, now());
+    tx.commit();
+    return result;
+}
+
+Device SqliteInventory::approveLocked(
+    const Device& d, const std::optional<std::string>& name, const std::optional<std::string>& sshUser, TimePoint at)
+{
     if (d.state == DeviceState::Approved) {
         throw UsageError(describe(d) + " is already approved");
     }
@@ -930,7 +1225,6 @@ Device SqliteInventory::approve(
     }
     validateName(*newName);
     ensureNameFree(*newName, d.id);
-    const auto at = now();
     m_db.prepare("UPDATE devices SET state = 'approved', name = ?1, ssh_user = COALESCE(?2, ssh_user), "
                  "decided_at = ?3, decided_by = ?4 WHERE id = ?5",
             "approving a device")
@@ -953,9 +1247,7 @@ Device SqliteInventory::approve(
         .deviceName = *newName,
         .fingerprint = d.fingerprint,
         .detail = detail });
-    auto result = requireDevice(d.id);
-    tx.commit();
-    return result;
+    return requireDevice(d.id);
 }
 
 Device SqliteInventory::setStateByOperator(
@@ -981,24 +1273,34 @@ Device SqliteInventory::reject(int64_t deviceId)
 {
     std::lock_guard lock(m_mutex);
     WriteTransaction tx(*this, Sync::Full, "rejecting a device");
-    auto d = requireDevice(deviceId);
+    auto result = rejectLocked(requireDevice(deviceId));
+    tx.commit();
+    return result;
+}
+
+Device SqliteInventory::rejectLocked(const Device& d)
+{
     if (d.state == DeviceState::Rejected) {
         throw UsageError(describe(d) + " is already rejected");
     }
     if (d.state == DeviceState::Revoked) {
         throw UsageError(describe(d) + " is revoked; it is refused already");
     }
-    auto result = setStateByOperator(d, DeviceState::Rejected, EventKind::Rejected,
+    return setStateByOperator(d, DeviceState::Rejected, EventKind::Rejected,
         fmt::format("rejected (was {})", toString(d.state)), "rejecting a device");
-    tx.commit();
-    return result;
 }
 
 Device SqliteInventory::revoke(int64_t deviceId)
 {
     std::lock_guard lock(m_mutex);
     WriteTransaction tx(*this, Sync::Full, "revoking a device");
-    auto d = requireDevice(deviceId);
+    auto result = revokeLocked(requireDevice(deviceId));
+    tx.commit();
+    return result;
+}
+
+Device SqliteInventory::revokeLocked(const Device& d)
+{
     switch (d.state) {
     case DeviceState::Pending:
         throw UsageError(describe(d) + " is pending; use reject");
@@ -1008,17 +1310,20 @@ Device SqliteInventory::revoke(int64_t deviceId)
     case DeviceState::Approved:
         break;
     }
-    auto result = setStateByOperator(
+    return setStateByOperator(
         d, DeviceState::Revoked, EventKind::Revoked, "revoked (was approved)", "revoking a device");
-    tx.commit();
-    return result;
 }
 
 void SqliteInventory::forget(int64_t deviceId)
 {
     std::lock_guard lock(m_mutex);
     WriteTransaction tx(*this, Sync::Full, "forgetting a device");
-    auto d = requireDevice(deviceId);
+    forgetLocked(requireDevice(deviceId));
+    tx.commit();
+}
+
+void SqliteInventory::forgetLocked(const Device& d)
+{
     // Sessions and retired identities go with the device (ON DELETE CASCADE); events keep their text and get
     // device_id NULL (ON DELETE SET NULL, the one change the append-only trigger allows).
     m_db.prepare("DELETE FROM devices WHERE id = ?1", "forgetting a device").bind(1, d.id).run();
@@ -1029,7 +1334,79 @@ void SqliteInventory::forget(int64_t deviceId)
         .address = d.lastAddress,
         .fingerprint = d.fingerprint,
         .detail = fmt::format("forgot device {} ({})", d.id, toString(d.state)) });
+}
+
+int64_t SqliteInventory::decideAll(const DeviceFilter& filter, const BulkDecision& decision)
+{
+    using Action = BulkDecision::Action;
+    // Only the devices for which the decision is a change; the filter's own state narrows that further.
+    auto applies = [&](DeviceState s) {
+        switch (decision.action) {
+        case Action::Approve:
+            return s != DeviceState::Approved;
+        case Action::Reject:
+            return s == DeviceState::Pending || s == DeviceState::Approved;
+        case Action::Revoke:
+            return s == DeviceState::Approved;
+        case Action::Forget:
+            return true;
+        }
+        return false;
+    };
+    if (decision.namePrefix && decision.action == Action::Approve) {
+        // Checked once here so that the error names the prefix, not the first generated name.
+        validateName(*decision.namePrefix + "1");
+    }
+    // The ids first (8 bytes per device), then one device at a time: the selection is not held in memory as rows,
+    // and the listing statement is not busy while the decisions use the connection.
+    std::vector<int64_t> ids;
+    auto collect = [&] {
+        auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
+        bindDeviceFilter(stmt, filter);
+        while (stmt.step()) {
+            if (applies(deviceStateFromString(stmt.text(2)))) {
+                ids.push_back(stmt.integer(0));
+            }
+        }
+    };
+    std::lock_guard lock(m_mutex);
+    if (decision.dryRun) {
+        collect();
+        return static_cast<int64_t>(ids.size());
+    }
+    const std::string purpose = "applying a bulk decision";
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    collect();
+    const auto at = now();
+    for (auto id : ids) {
+        auto d = requireDevice(id);
+        switch (decision.action) {
+        case Action::Approve: {
+            auto name = d.name;
+            if (!name && decision.namePrefix) {
+                name = *decision.namePrefix + std::to_string(d.id);
+            }
+            if (!name) {
+                throw UsageError(fmt::format("device {} ({}) has no name: approve it alone with --name, or give a name "
+                                             "prefix for the unnamed ones; nothing was changed",
+                    d.id, d.fingerprint.empty() ? serialIdentity(d) : d.fingerprint));
+            }
+            approveLocked(d, name, decision.sshUser, at);
+            break;
+        }
+        case Action::Reject:
+            rejectLocked(d);
+            break;
+        case Action::Revoke:
+            revokeLocked(d);
+            break;
+        case Action::Forget:
+            forgetLocked(d);
+            break;
+        }
+    }
     tx.commit();
+    return static_cast<int64_t>(ids.size());
 }
 
 Device SqliteInventory::rename(int64_t deviceId, const std::string& newName)

@@ -25,7 +25,7 @@ public:
     Contact recordContact(Transport transport, const std::string& fingerprint, const std::string& keyType,
         const std::string& address, TimePoint at) override;
     Contact recordTlsContact(const TlsIdentity& identity, const std::string& address, TimePoint at) override;
-    std::vector<Device> expect(const std::vector<ExpectedDevice>& devices) override;
+    ExpectResult expectAll(const std::vector<ExpectedDevice>& devices) override;
     void listenerStarted(const std::string& listenerId, TimePoint at) override;
     void heartbeat(const std::string& listenerId, TimePoint at) override;
     void listenerStopped(const std::string& listenerId) override;
@@ -40,8 +40,11 @@ public:
     std::optional<Device> findByFingerprint(const std::string& fingerprint) override;
     std::optional<Device> findById(int64_t id) override;
     std::vector<Device> devices() override;
+    void forEachDevice(const DeviceFilter& filter, const std::function<void(const Device&)>& fn) override;
     Device resolve(const std::string& reference) override;
     std::vector<Event> events(const EventFilter& filter) override;
+    void forEachEvent(const EventFilter& filter, const std::function<void(const Event&)>& fn) override;
+    std::vector<std::string> checkIntegrity() override;
     std::vector<BlockedSource> blockedSources(TimePoint now) override;
 
     Device approve(
@@ -52,6 +55,7 @@ public:
     Device rename(int64_t deviceId, const std::string& newName) override;
     Device rekey(int64_t deviceId, int64_t pendingId) override;
     bool unblockSource(const std::string& source, const std::string& decidedBy) override;
+    int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) override;
 
     /** Number of migrations this build carries, i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();
@@ -74,6 +78,15 @@ private:
     std::optional<int64_t> knownDeviceAt(const std::string& address, const std::string& purpose);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);
+    /** The work of approve() etc. inside the caller's lock and transaction (shared with decideAll). */
+    Device approveLocked(const Device& d, const std::optional<std::string>& name,
+        const std::optional<std::string>& sshUser, TimePoint at);
+    Device rejectLocked(const Device& d);
+    Device revokeLocked(const Device& d);
+    void forgetLocked(const Device& d);
+    std::vector<std::string> integrityProblems();
+    /** One SSH entry of expectAll(): the device, and whether it was created (false: already expected). */
+    std::pair<Device, bool> expectSsh(const ExpectedDevice& e, std::size_t position, TimePoint at);
     /** An operator's decision: sets the state, logs `kind` with `detail`, returns the device as stored. */
     Device setStateByOperator(
         const Device& d, DeviceState state, EventKind kind, const std::string& detail, const char* purpose);

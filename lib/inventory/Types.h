@@ -1,5 +1,6 @@
 #pragma once
 #include "common/Time.h"
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,6 +34,7 @@ struct Device {
     /// set on a new pending key that arrived from the last address of another known device
     /// (re-imaged/replaced/impostor)
     std::optional<int64_t> sameAddressAs;
+    std::optional<std::string> sameAddressAsName; ///< that device's name, when it still exists and has one
     std::optional<TimePoint> decidedAt; ///< when state last changed by a decision
     std::string decidedBy; ///< "operator" or "pre-provisioned"; empty while pending
     // live status, computed from the sessions of listeners that are alive (heartbeat not stale)
@@ -56,11 +58,44 @@ struct TlsIdentity {
     std::optional<std::string> derivedName; ///< from cert-to-name, used when the device has no name yet and it is free
 };
 
-/** One pre-provisioned ("expected") device, e.g. a line of shipping data. */
+/**
+ * One pre-provisioned ("expected") device, e.g. a line of shipping data: a TLS device by (manufacturer, serial), or
+ * an SSH device by its host key's fingerprint (then serial and manufacturer stay empty).
+ */
 struct ExpectedDevice {
     std::string serial;
     std::string manufacturer;
     std::optional<std::string> name;
+    std::string fingerprint; ///< SSH: "SHA256:<43 base64 characters>" of the host key; set = an SSH device
+    std::string keyType; ///< SSH, may be empty: "ssh-ed25519", ...; recorded on the first call home otherwise
+    std::optional<std::string> sshUser; ///< SSH: the user to authenticate as; nullopt = the configured default
+};
+
+/** What Inventory::expectAll did: the devices in input order, and how many of them it created. */
+struct ExpectResult {
+    std::vector<Device> devices; ///< one per input entry (an already expected device as it is)
+    std::size_t created = 0; ///< the others were expected already with the same name (idempotent re-import)
+};
+
+/** Which devices a listing or a bulk decision covers: every field that is set narrows the selection. */
+struct DeviceFilter {
+    std::optional<DeviceState> state;
+    std::optional<Transport> transport;
+    std::optional<bool> connected; ///< a NETCONF session is open on a live listener (or not)
+    std::optional<std::string> nameGlob; ///< SQLite GLOB on the name: case-sensitive, *, ?, [...]; unnamed never match
+    std::optional<TimePoint> seenSince; ///< last call home at or after this (never-seen expected devices do not match)
+    std::optional<int64_t> afterId; ///< paging: only ids greater than this
+    std::optional<int64_t> limit; ///< at most this many, lowest ids first
+};
+
+/** A decision applied to every device a DeviceFilter selects (Inventory::decideAll). */
+struct BulkDecision {
+    enum class Action { Approve, Reject, Revoke, Forget };
+    Action action = Action::Approve;
+    /** Approve: an unnamed device is named namePrefix + its id ("edge-" → "edge-42"); without it, unnamed fail. */
+    std::optional<std::string> namePrefix;
+    std::optional<std::string> sshUser; ///< Approve: set this SSH user on every approved device
+    bool dryRun = false; ///< only count what would change
 };
 
 /** Kinds of event in the append-only log. */
@@ -105,9 +140,11 @@ struct BlockedSource {
     int64_t failures = 0; ///< failed handshakes counted in the window that led to the block
 };
 
+/** Events come oldest first (by time, then id); with afterId in the order they were recorded (by id). */
 struct EventFilter {
     std::optional<int64_t> deviceId;
     std::optional<TimePoint> since;
-    std::optional<int64_t> limit; ///< newest N (still returned oldest first)
+    std::optional<int64_t> limit; ///< newest N (still returned oldest first); with afterId: the first N after it
+    std::optional<int64_t> afterId; ///< only events with a greater id (a follower's position in the log)
 };
 } // namespace callhome::inventory
