@@ -1,4 +1,5 @@
 // callhomed: the NETCONF Call Home listener. Wiring only; the work is in lib/.
+#include "api/ControlApi.h"
 #include "common/Log.h"
 #include "config/Config.h"
 #include "server/Daemon.h"
@@ -32,6 +33,8 @@ int main(int argc, char** argv)
     app.add_option("--trust-store", overrides.trustStore,
         "TLS trust store directory: station/cert.pem + key.pem, manufacturers/<name>/ca.pem (see "
         "trust-store/README.md); needed for tls endpoints");
+    app.add_option("--control-socket", overrides.controlSocket,
+        "UNIX socket of the control API (default from config, else STATE-DIR/control.sock; \"\" for none)");
     app.add_option("--log-level", logLevel, "trace, debug, info, warning, error, critical or off")
         ->capture_default_str();
     app.add_flag("--journal", journal, "Log to the systemd journal instead of stderr");
@@ -47,7 +50,11 @@ int main(int argc, char** argv)
                 std::cout << "listen " << e.toString() << "\n";
             }
             std::cout << "state-dir " << config.stateDir << "\ninventory " << config.inventoryPath << "\nssh-user "
-                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\n";
+                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\ncontrol-socket "
+                      << (config.control.socket.empty() ? "(none)" : config.control.socket) << "\n";
+            if (config.control.tcp) {
+                std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";
+            }
             return 0;
         }
 
@@ -61,8 +68,11 @@ int main(int argc, char** argv)
         sigaddset(&signals, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+        auto control = config.control;
         callhome::server::Daemon daemon(std::move(config));
         daemon.start();
+        callhome::api::ControlApi api(daemon, control);
+        api.start();
         int sig = 0;
         while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
             // SIGHUP (systemctl reload): trust anchors and CRLs; the config file itself needs a restart for now.
@@ -71,7 +81,8 @@ int main(int argc, char** argv)
         }
         callhome::log::get(callhome::log::Main)
             ->info("{} received, closing sessions", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        daemon.stop();
+        daemon.stop(); // first: device connections answer API requests until they end
+        api.stop();
         return 0;
     } catch (const std::exception& e) {
         std::cerr << "callhomed: " << e.what() << std::endl;

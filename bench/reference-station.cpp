@@ -9,6 +9,7 @@
 // with a backlog of 4096 on its listening socket, found by scanning /proc/self/fd for the socket in LISTEN state
 // bound to our port (listen() on a listening socket only changes its backlog).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -26,6 +27,7 @@
 #include <string>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -102,6 +104,71 @@ void writeStats(const std::string& path, size_t sessions, size_t failed, double 
     f.close();
     std::rename((path + ".tmp").c_str(), path.c_str());
 }
+/**
+ * libnetconf2's client API used directly: `clients` threads, each sending <get-config> to its share of the sessions
+ * round-robin (nc_send_rpc + nc_recv_reply: one outstanding RPC per thread), the same load api-load puts on
+ * callhomed's control API.
+ */
+void rpcLoad(
+    const std::vector<nc_session*>& sessions, unsigned clients, double warmup, double duration, const std::string& json)
+{
+    using Clock = std::chrono::steady_clock;
+    auto countFrom = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup));
+    auto end = countFrom + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+    std::vector<std::vector<double>> latencies(clients);
+    std::vector<uint64_t> errors(clients, 0);
+    std::vector<std::thread> threads;
+    for (unsigned c = 0; c < clients; ++c) {
+        threads.emplace_back([&, c] {
+            std::vector<nc_session*> mine;
+            for (size_t i = c; i < sessions.size(); i += clients) {
+                mine.push_back(sessions[i]);
+            }
+            if (mine.empty()) {
+                return;
+            }
+            nc_rpc* rpc = nc_rpc_getconfig(NC_DATASTORE_RUNNING, nullptr, NC_WD_UNKNOWN, NC_PARAMTYPE_CONST);
+            for (size_t i = 0; Clock::now() < end; ++i) {
+                auto* s = mine[i % mine.size()];
+                uint64_t id = 0;
+                auto t0 = Clock::now();
+                if (nc_send_rpc(s, rpc, 10000, &id) != NC_MSG_RPC) {
+                    ++errors[c];
+                    continue;
+                }
+                lyd_node* envp = nullptr;
+                lyd_node* op = nullptr;
+                auto r = nc_recv_reply(s, rpc, id, 10000, &envp, &op);
+                auto t1 = Clock::now();
+                lyd_free_all(envp);
+                lyd_free_all(op);
+                if (r != NC_MSG_REPLY) {
+                    ++errors[c];
+                } else if (t0 >= countFrom) {
+                    latencies[c].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+                }
+            }
+            nc_rpc_free(rpc);
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    std::vector<double> all;
+    uint64_t errs = 0;
+    for (unsigned c = 0; c < clients; ++c) {
+        all.insert(all.end(), latencies[c].begin(), latencies[c].end());
+        errs += errors[c];
+    }
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) {
+        return all.empty() ? 0.0 : all[static_cast<size_t>(p / 100.0 * static_cast<double>(all.size() - 1))];
+    };
+    std::ofstream f(json);
+    f << "{\"clients\": " << clients << ", \"devices\": " << sessions.size() << ", \"requests\": " << all.size()
+      << ", \"errors\": " << errs << ", \"rate\": " << static_cast<double>(all.size()) / duration
+      << ", \"p50_ms\": " << pct(50) << ", \"p99_ms\": " << pct(99) << "}\n";
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -113,6 +180,10 @@ int main(int argc, char** argv)
     std::string sshKey, cert, key, ca;
     double duration = 60;
     int backlog = 4096;
+    size_t rpcAfter = 0;
+    std::vector<unsigned> rpcClients { 16 };
+    double rpcDuration = 10, rpcWarmup = 1;
+    std::string rpcJson;
     app.add_option("--address", address, "Listen address")->capture_default_str();
     app.add_option("--port", port, "Listen port")->capture_default_str();
     app.add_option("--transport", transport, "ssh or tls")->capture_default_str();
@@ -126,6 +197,13 @@ int main(int argc, char** argv)
     app.add_option("--duration", duration, "Exit after this many seconds")->capture_default_str();
     app.add_option("--stats", stats, "Write {sessions, rss_kb, cpu_s, ...} as JSON here every second and at exit")
         ->required();
+    app.add_option("--rpc-after", rpcAfter,
+        "Once this many sessions are held, stop accepting and run <get-config> round trips over them (the yardstick of "
+        "the control-API scenario)");
+    app.add_option("--rpc-clients", rpcClients,
+        "Threads sending RPCs, each over its share of the sessions; several values run one after the other");
+    app.add_option("--rpc-duration", rpcDuration, "Seconds of RPC load after the warm-up")->capture_default_str();
+    app.add_option("--rpc-json", rpcJson, "Write {requests, rate, p50_ms, p99_ms} here; {} is replaced by the clients");
     CLI11_PARSE(app, argc, argv);
 
     std::signal(SIGPIPE, SIG_IGN);
@@ -197,6 +275,17 @@ int main(int argc, char** argv)
             }
             lastS = since(now);
             sessions.push_back(s);
+            if (rpcAfter > 0 && sessions.size() >= rpcAfter) {
+                writeStats(stats, sessions.size(), failed, firstS, lastS);
+                for (auto clients : rpcClients) {
+                    auto path = rpcJson;
+                    if (auto p = path.find("{}"); p != std::string::npos) {
+                        path.replace(p, 2, std::to_string(clients));
+                    }
+                    rpcLoad(sessions, clients, rpcWarmup, rpcDuration, path);
+                }
+                break;
+            }
         } else if (rc < 0) {
             ++failed;
         }

@@ -199,7 +199,7 @@ TEST_CASE("a new key from a known device's address is flagged and can be re-keye
     CHECK(rekeyed.fingerprint == replacement.hostKeyFingerprint());
     replacement.callHome("127.0.0.1", f.portV4());
     f.waitForSessions(1);
-    CHECK(f.daemon->registry().sessions().at(0).deviceName == "edge-7");
+    CHECK(f.daemon->registry().sessions().at(0)->deviceName == "edge-7");
 
     // the old key now arrives as an unknown, pending key: it is not trusted any more
     original.callHome("127.0.0.1", f.portV4()).waitExit(10s);

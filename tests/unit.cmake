@@ -4,3 +4,4 @@ callhome_add_test(NAME unit_listener SOURCES unit_listener.cpp LIBS callhome-ser
 callhome_add_test(NAME unit_time SOURCES unit_time.cpp LIBS callhome-common)
 callhome_add_test(NAME unit_admission SOURCES unit_admission.cpp LIBS callhome-server)
 callhome_add_test(NAME unit_framing SOURCES unit_framing.cpp LIBS callhome-transport callhome-netconf)
+callhome_add_test(NAME unit_api_convert SOURCES unit_api_convert.cpp LIBS callhome-api PkgConfig::LIBYANG nlohmann_json::nlohmann_json)

@@ -231,6 +231,29 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         a.summaryInterval = std::chrono::seconds(number("summary-interval", 10));
     }
 
+    {
+        auto& k = c.control;
+        k.socket = overrides.controlSocket
+            ? *overrides.controlSocket
+            : get("control/socket").value_or((fs::path(c.stateDir) / "control.sock").string());
+        k.group = get("control/group");
+        k.rpcTimeout = std::chrono::seconds(std::stoul(get("control/rpc-timeout").value_or("60")));
+        k.maxRequest = std::stoul(get("control/max-request").value_or("16777216"));
+        k.maxStreams = std::stoul(get("control/max-streams").value_or("1024"));
+        k.streamBuffer = std::stoul(get("control/stream-buffer").value_or("4194304"));
+        k.threads = std::stoul(get("control/threads").value_or("2"));
+        if (lyd_node* tcp = nullptr;
+            lyd_find_path(tree.get(), "/callhome-config:callhome/control/tcp", 0, &tcp) == LY_SUCCESS) {
+            ControlSettings::Tcp t;
+            t.address = leaf(tcp, "address").value_or("::1");
+            t.port = static_cast<uint16_t>(std::stoul(leaf(tcp, "port").value_or("4336")));
+            t.certificate = leaf(tcp, "certificate").value_or("");
+            t.key = leaf(tcp, "key").value_or("");
+            t.clientCa = leaf(tcp, "client-ca").value_or("");
+            k.tcp = t;
+        }
+    }
+
     if (file && c.sshPassword) {
         struct stat st { };
         if (::stat(file->c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {

@@ -58,6 +58,25 @@ struct AdmissionSettings {
     std::chrono::seconds summaryInterval { 10 };
 };
 
+/** The `control` container: the control API (lib/api). */
+struct ControlSettings {
+    std::string socket; ///< resolved: explicit or <stateDir>/control.sock; empty: none
+    std::optional<std::string> group;
+    std::chrono::seconds rpcTimeout { 60 };
+    size_t maxRequest = 16 * 1024 * 1024;
+    size_t maxStreams = 1024;
+    size_t streamBuffer = 4 * 1024 * 1024;
+    unsigned threads = 2;
+    struct Tcp {
+        std::string address = "::1";
+        uint16_t port = 4336;
+        std::string certificate;
+        std::string key;
+        std::string clientCa;
+    };
+    std::optional<Tcp> tcp;
+};
+
 struct Config {
     std::vector<Endpoint> listen;
     std::string stateDir = "state";
@@ -77,6 +96,7 @@ struct Config {
     size_t maxMessage = 64 * 1024 * 1024;
     size_t maxContexts = 64;
     AdmissionSettings admission;
+    ControlSettings control;
     std::vector<std::string> yangSearchDirs;
     std::optional<std::string> trustStore; ///< required when any endpoint is tls
     std::vector<ManufacturerOptions> manufacturers;
@@ -92,6 +112,7 @@ struct Overrides {
     std::vector<std::string>
         listen; ///< "ssh:ADDR:PORT" / "tls:ADDR:PORT" each; replaces the file's list when non-empty
     std::optional<std::string> trustStore;
+    std::optional<std::string> controlSocket;
 };
 
 /**

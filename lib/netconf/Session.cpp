@@ -8,13 +8,18 @@
 
 namespace callhome::netconf {
 namespace {
+/** Set while this thread frees a session whose transport the pump already closed: what libnetconf2 says about the
+ * closed descriptor and the unanswered <close-session> then is expected, not a warning (one per session). */
+thread_local bool t_freeing = false;
+
 void ncLog(const struct nc_session* session, NC_VERB_LEVEL level, const char* msg) noexcept
 {
     try {
         auto logger = log::get(log::Netconf);
-        auto lvl = level == NC_VERB_ERROR ? spdlog::level::warn
-            : level == NC_VERB_WARNING    ? spdlog::level::info
-                                          : spdlog::level::debug;
+        auto lvl = t_freeing           ? spdlog::level::debug
+            : level == NC_VERB_ERROR   ? spdlog::level::warn
+            : level == NC_VERB_WARNING ? spdlog::level::info
+                                       : spdlog::level::debug;
         if (session && nc_session_get_id(session)) {
             logger->log(lvl, "libnetconf2 session {}: {}", nc_session_get_id(session), msg);
         } else {
@@ -88,7 +93,9 @@ void Session::close()
         return;
     }
     std::shared_lock ctxLock(m_context->mutex());
+    t_freeing = true;
     nc_session_free(m_session, nullptr);
+    t_freeing = false;
     m_session = nullptr;
     m_fd.reset();
 }

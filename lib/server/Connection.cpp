@@ -2,6 +2,7 @@
 #include "common/Log.h"
 #include "netconf/Message.h"
 #include "netconf/Session.h"
+#include "server/Metrics.h"
 #include "server/SessionRegistry.h"
 #include "server/WorkerPool.h"
 #include "transport/DeviceStream.h"
@@ -9,6 +10,7 @@
 #include "transport/SshHandshake.h"
 #include "transport/TlsHandshake.h"
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fmt/ranges.h>
 #include <sys/epoll.h>
@@ -29,7 +31,16 @@ constexpr auto kHelloSettle = 50ms;
 const std::string kProbeBody = "<get-config><source><running/></source><filter type=\"subtree\">"
                                "<callhome-probe xmlns=\"urn:callhome:probe\"/></filter></get-config>";
 
+constexpr size_t kRpcsInFlight = 8; ///< API RPCs pipelined into one session at a time
+constexpr size_t kRpcsQueued = 4096; ///< beyond this a device's API requests are refused as busy
+const std::string kApiIdPrefix = "callhome-api-";
+
 std::atomic<uint64_t> g_waiterIds { 1 };
+
+int64_t nowMs()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
+}
 
 const char* phaseName(Connection::Phase p)
 {
@@ -96,6 +107,38 @@ void onLoop(EventLoop* loop, uint64_t token, F&& f)
             c->rearm();
         }
     });
+}
+/** The control API's handle on the connection `token` of `loop`: every call posts to the loop. */
+DeviceChannel channel(EventLoop* loop, uint64_t token)
+{
+    return DeviceChannel {
+        .submit =
+            [loop, token](std::shared_ptr<RpcCall> call) {
+                loop->post([loop, token, call]() {
+                    if (auto* c = static_cast<Connection*>(loop->find(token))) {
+                        c->submitRpc(call);
+                        c->rearm();
+                    } else {
+                        call->done({ .kind = RpcOutcome::Kind::TransportError, .detail = "the session ended" });
+                    }
+                });
+            },
+        .follow =
+            [loop, token](std::shared_ptr<NotificationSink> sink, std::string stream) {
+                loop->post([loop, token, sink, stream]() {
+                    if (auto* c = static_cast<Connection*>(loop->find(token))) {
+                        c->follow(sink, stream);
+                        c->rearm();
+                    } else {
+                        sink->ended("the session ended", {});
+                    }
+                });
+            },
+        .unfollow =
+            [loop, token](std::shared_ptr<NotificationSink> sink) {
+                onLoop(loop, token, [sink](Connection& c) { c.unfollow(sink); });
+            },
+    };
 }
 } // namespace
 
@@ -316,6 +359,14 @@ void Connection::startPump()
 
 void Connection::pump()
 {
+    if (m_inPump) {
+        return; // called back from inside (a reply let another RPC out): the running pass writes it
+    }
+    m_inPump = true;
+    struct Reset {
+        bool& flag;
+        ~Reset() { flag = false; }
+    } reset { m_inPump };
     size_t budget = kReadBudget;
     bool progress = true;
     int round = 0;
@@ -355,6 +406,15 @@ void Connection::pump()
                         }
                         onDeviceMessage(std::move(*message));
                     }
+                } catch (const transport::MessageTooLarge& e) {
+                    // The oldest outstanding API call is the one whose reply this is (replies come in order).
+                    if (!m_rpcOutstanding.empty()) {
+                        auto call = m_rpcOutstanding.begin()->second;
+                        m_rpcOutstanding.erase(m_rpcOutstanding.begin());
+                        complete(call, { .kind = RpcOutcome::Kind::TooLarge, .detail = e.what() });
+                    }
+                    fail(std::string("the device sent a ") + e.what());
+                    return;
                 } catch (const transport::FramingError& e) {
                     fail(std::string("the device broke NETCONF framing: ") + e.what());
                     return;
@@ -378,15 +438,23 @@ void Connection::pump()
     updateInterest();
     // Out of budget with work left: the rest may sit in libssh's or OpenSSL's buffers, which no epoll event will
     // announce, so come back after the loop has served the others.
-    if ((budget == 0 || (progress && round == 8)) && !m_repumpPosted) {
-        m_repumpPosted = true;
-        onLoop(&m_loop, m_token, [](Connection& c) {
-            c.m_repumpPosted = false;
-            if (c.m_stream && c.m_phase != Phase::Done) {
-                c.pump();
-            }
-        });
+    if (budget == 0 || (progress && round == 8)) {
+        schedulePump();
     }
+}
+
+void Connection::schedulePump()
+{
+    if (m_repumpPosted) {
+        return;
+    }
+    m_repumpPosted = true;
+    onLoop(&m_loop, m_token, [](Connection& c) {
+        c.m_repumpPosted = false;
+        if (c.m_stream && c.m_phase != Phase::Done) {
+            c.pump();
+        }
+    });
 }
 
 bool Connection::writeDevice()
@@ -521,12 +589,35 @@ void Connection::onDeviceMessage(std::string message)
             onSchemaReply(id, message);
             return;
         }
+        if (id.rfind(kApiIdPrefix, 0) == 0) {
+            uint64_t seq = 0;
+            auto digits = std::string_view(id).substr(kApiIdPrefix.size());
+            std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+            if (auto it = m_rpcOutstanding.find(seq); it != m_rpcOutstanding.end()) {
+                auto call = std::move(it->second);
+                m_rpcOutstanding.erase(it);
+                touched();
+                complete(call, { .kind = RpcOutcome::Kind::Reply, .reply = std::move(message) });
+                sendRpcs();
+                return;
+            }
+        }
+        if (!m_subscriptionId.empty() && id == m_subscriptionId) {
+            onSubscriptionReply(message);
+            return;
+        }
         if (m_ncOutstanding.erase(id)) {
             m_toNc += transport::frame(m_deviceFraming, message);
             return;
         }
-    } else if (head && head->name == "notification" && m_subscribed) {
-        m_toNc += transport::frame(m_deviceFraming, message);
+    } else if (head && head->name == "notification" && (m_subscribed || m_subscription == Subscription::Active)) {
+        touched();
+        if (m_subscription == Subscription::Active) {
+            onNotification(message);
+        }
+        if (m_subscribed) {
+            m_toNc += transport::frame(m_deviceFraming, message);
+        }
         return;
     }
     // Nobody asked for it: an unsolicited reply, a notification without a subscription, or not XML at all.
@@ -765,6 +856,7 @@ void Connection::maybeEstablished()
     m_phase = Phase::Established;
     m_deadline = Clock::time_point::max();
     m_lastHeard = Clock::now();
+    touched();
     if (m_services.limits.keepaliveInterval.count() > 0) {
         m_nextKeepalive = m_lastHeard + m_services.limits.keepaliveInterval;
     }
@@ -773,6 +865,10 @@ void Connection::maybeEstablished()
         ->info("{} NETCONF {} session {} with {} ({} capabilities)", tag(), m_session->version(),
             m_session->sessionId(), name, m_capabilities.size());
     releaseAdmission(false);
+    if (m_services.metrics) {
+        m_services.metrics->handshake(
+            m_tls ? "tls" : "ssh", "session", std::chrono::duration<double>(now() - m_acceptedAt).count());
+    }
     m_registryToken = m_services.registry->reserveToken();
     m_registered = true;
     auto* loop = &m_loop;
@@ -785,14 +881,186 @@ void Connection::maybeEstablished()
         .transport = m_tls ? "tls" : "ssh",
         .start = now(),
         .session = std::move(m_session),
-        .close = [loop, token](const std::string& reason) {
-            onLoop(loop, token, [reason](Connection& c) { c.requestClose(reason); });
-        } });
+        .close
+        = [loop, token](
+              const std::string& reason) { onLoop(loop, token, [reason](Connection& c) { c.requestClose(reason); }); },
+        .stats = m_stats,
+        .channel = channel(loop, token) });
     auto* registry = m_services.registry;
     auto registryToken = m_registryToken;
     // The inventory thread keeps add and ended in order; the session's records never wait here.
     m_services.inventory->trySubmit(
         [registry, registryToken, live] { registry->add(registryToken, std::move(*live)); });
+}
+
+void Connection::submitRpc(std::shared_ptr<RpcCall> call)
+{
+    if (m_phase != Phase::Established) {
+        call->done({ .kind = RpcOutcome::Kind::TransportError, .detail = "the session is closing" });
+        return;
+    }
+    if (m_rpcQueue.size() >= kRpcsQueued) {
+        call->done({ .kind = RpcOutcome::Kind::Busy,
+            .detail = std::to_string(m_rpcQueue.size()) + " requests already queued for this device" });
+        return;
+    }
+    m_rpcDeadlines.emplace(call->deadline, call.get());
+    m_rpcQueue.push_back(std::move(call));
+    sendRpcs();
+}
+
+void Connection::sendRpcs()
+{
+    bool sent = false;
+    while (m_phase == Phase::Established && !m_rpcQueue.empty() && m_rpcOutstanding.size() < kRpcsInFlight) {
+        auto call = std::move(m_rpcQueue.front());
+        m_rpcQueue.pop_front();
+        if (call->cancelled) {
+            m_rpcDeadlines.erase({ call->deadline, call.get() });
+            continue;
+        }
+        auto seq = ++m_rpcSequence;
+        sendOwn(kApiIdPrefix + std::to_string(seq), call->operation);
+        m_rpcOutstanding.emplace(seq, std::move(call));
+        m_stats->rpcs.fetch_add(1, std::memory_order_relaxed);
+        sent = true;
+    }
+    if (sent) {
+        touched();
+        pump();
+    }
+}
+
+void Connection::complete(const std::shared_ptr<RpcCall>& call, RpcOutcome outcome)
+{
+    m_rpcDeadlines.erase({ call->deadline, call.get() });
+    if (!call->cancelled) {
+        call->done(std::move(outcome));
+    }
+}
+
+void Connection::expireRpcs(Clock::time_point now)
+{
+    while (!m_rpcDeadlines.empty() && m_rpcDeadlines.begin()->first <= now) {
+        auto* expired = m_rpcDeadlines.begin()->second;
+        std::shared_ptr<RpcCall> call;
+        if (auto it = std::find_if(m_rpcQueue.begin(), m_rpcQueue.end(), [&](auto& c) { return c.get() == expired; });
+            it != m_rpcQueue.end()) {
+            call = std::move(*it);
+            m_rpcQueue.erase(it);
+        } else {
+            for (auto it = m_rpcOutstanding.begin(); it != m_rpcOutstanding.end(); ++it) {
+                if (it->second.get() == expired) {
+                    call = std::move(it->second);
+                    m_rpcOutstanding.erase(it);
+                    break;
+                }
+            }
+        }
+        if (!call) { // cannot happen: every deadline belongs to a call held here
+            m_rpcDeadlines.erase(m_rpcDeadlines.begin());
+            continue;
+        }
+        // NETCONF cannot cancel an RPC: its late reply is dropped as unsolicited, the session stays up (the
+        // keepalives tell a dead device from a slow operation).
+        complete(call, { .kind = RpcOutcome::Kind::Timeout, .detail = "no reply from the device in time" });
+    }
+    sendRpcs();
+}
+
+void Connection::follow(std::shared_ptr<NotificationSink> sink, const std::string& stream)
+{
+    if (m_phase != Phase::Established) {
+        sink->ended("the session is closing", {});
+        return;
+    }
+    const auto& wanted = stream.empty() ? std::string("NETCONF") : stream;
+    if (m_subscription != Subscription::None && wanted != m_subscriptionStream) {
+        sink->ended("the session is subscribed to stream " + m_subscriptionStream
+                + " (NETCONF allows one subscription per session)",
+            {});
+        return;
+    }
+    m_followers.push_back(sink);
+    if (m_subscription == Subscription::Active) {
+        sink->subscribed();
+        return;
+    }
+    if (m_subscription == Subscription::None) {
+        m_subscription = Subscription::Requested;
+        m_subscriptionStream = wanted;
+        m_subscriptionId = "callhome-subscribe-" + std::to_string(++m_ownSequence);
+        std::string body = "<create-subscription xmlns=\"urn:ietf:params:xml:ns:netconf:notification:1.0\">";
+        if (wanted != "NETCONF") {
+            body += "<stream>" + netconf::xmlEscape(wanted) + "</stream>";
+        }
+        body += "</create-subscription>";
+        sendOwn(m_subscriptionId, body);
+        pump();
+    }
+}
+
+void Connection::unfollow(const std::shared_ptr<NotificationSink>& sink)
+{
+    std::erase(m_followers, sink);
+}
+
+void Connection::onSubscriptionReply(const std::string& message)
+{
+    m_subscriptionId.clear();
+    auto reply = netconf::parseReply(message);
+    auto followers = m_followers;
+    if (reply && reply->ok) {
+        m_subscription = Subscription::Active;
+        for (const auto& f : followers) {
+            f->subscribed();
+        }
+        return;
+    }
+    m_subscription = Subscription::None;
+    m_followers.clear();
+    for (const auto& f : followers) {
+        f->ended("the device refused <create-subscription> to stream " + m_subscriptionStream, message);
+    }
+}
+
+void Connection::onNotification(const std::string& message)
+{
+    std::vector<std::shared_ptr<NotificationSink>> slow;
+    for (const auto& f : m_followers) {
+        if (!f->deliver(message)) {
+            slow.push_back(f);
+        }
+    }
+    for (const auto& f : slow) {
+        std::erase(m_followers, f);
+        f->ended("the follower did not keep up (its buffer is full)", {});
+    }
+}
+
+void Connection::endApi(RpcOutcome::Kind kind, const std::string& detail)
+{
+    auto queued = std::move(m_rpcQueue);
+    auto outstanding = std::move(m_rpcOutstanding);
+    m_rpcQueue.clear();
+    m_rpcOutstanding.clear();
+    for (const auto& call : queued) {
+        complete(call, { .kind = kind, .detail = detail });
+    }
+    for (const auto& [seq, call] : outstanding) {
+        complete(call, { .kind = kind, .detail = detail });
+    }
+    m_rpcDeadlines.clear();
+    auto followers = std::move(m_followers);
+    m_followers.clear();
+    for (const auto& f : followers) {
+        f->ended(detail, {});
+    }
+}
+
+void Connection::touched()
+{
+    m_stats->lastActivityMs.store(nowMs(), std::memory_order_relaxed);
 }
 
 void Connection::sendOwn(const std::string& messageId, const std::string& body)
@@ -804,9 +1072,14 @@ void Connection::sendOwn(const std::string& messageId, const std::string& body)
 void Connection::queueToDevice(const std::string& message)
 {
     if (!m_ourHelloFlushed || Clock::now() < m_holdUntil || !m_held.empty()) {
-        m_held.push_back(message);
+        m_held.push_back(message); // the timer at m_holdUntil pumps them
     } else {
         m_toDevice += transport::frame(m_deviceFraming, message);
+        // Queued from outside the pump (a posted result, a timer, an API request): nothing else would write it
+        // until the device says something, and a device waiting for our request says nothing.
+        if (!m_inPump) {
+            schedulePump();
+        }
     }
     size_t pending = m_toDevice.size() - m_toDeviceOffset;
     for (const auto& m : m_held) {
@@ -931,6 +1204,9 @@ void Connection::armTimer()
     if (m_phase == Phase::Established) {
         when = std::min(when, m_nextKeepalive);
     }
+    if (!m_rpcDeadlines.empty()) {
+        when = std::min(when, m_rpcDeadlines.begin()->first);
+    }
     if (m_phase == Phase::Closing) {
         when = std::min(when, m_closeDeadline);
     }
@@ -950,6 +1226,9 @@ void Connection::onTimer()
     if (m_phase == Phase::Closing && now >= m_closeDeadline) {
         finish(m_closeReason, false);
         return;
+    }
+    if (!m_rpcDeadlines.empty() && now >= m_rpcDeadlines.begin()->first) {
+        expireRpcs(now);
     }
     if (m_phase == Phase::Established && now >= m_nextKeepalive) {
         keepalive();
@@ -997,6 +1276,7 @@ void Connection::finish(const std::string& reason, bool failure, bool destructin
     }
     auto phase = m_phase;
     m_phase = Phase::Done;
+    endApi(RpcOutcome::Kind::TransportError, "the session ended: " + reason);
     if (!destructing) {
         // deviceFd() is -1 when libssh already closed the socket (the kernel dropped it from epoll then)
         if (int fd = deviceFd(); fd >= 0 && fd == m_watchedDeviceFd) {
@@ -1030,6 +1310,9 @@ void Connection::finish(const std::string& reason, bool failure, bool destructin
         }
     } else {
         releaseAdmission(failure);
+        if (failure && m_services.metrics) {
+            m_services.metrics->handshake(m_tls ? "tls" : "ssh", "failed", 0);
+        }
         if (failure && m_services.recordFailure) {
             auto record = m_services.recordFailure;
             auto id = m_id;

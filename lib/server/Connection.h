@@ -3,10 +3,12 @@
 #include "common/UniqueFd.h"
 #include "identity/Identity.h"
 #include "netconf/Context.h"
+#include "server/DeviceApi.h"
 #include "server/EventLoop.h"
 #include "server/Listener.h"
 #include "transport/Framing.h"
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +30,7 @@ class Session;
 } // namespace callhome::netconf
 
 namespace callhome::server {
+class Metrics;
 class SessionRegistry;
 class WorkerPool;
 
@@ -56,6 +59,7 @@ struct Services {
     /** YANG context builds and nc_connect_inout: CPU only. */
     WorkerPool* setup = nullptr;
     SessionRegistry* registry = nullptr;
+    Metrics* metrics = nullptr;
     /** A handshake ended (admission's per-source accounting); `failed` when it ended in a transport failure. */
     std::function<void(const std::string& address, bool failed)> handshakeEnded;
     /** Records a failed handshake (log line and event, at a bounded rate); called on the loop thread, never waits. */
@@ -84,6 +88,11 @@ public:
     void rearm() { armTimer(); }
     /** Ends a live session (<close-session>, bounded wait) or an unfinished handshake. */
     void requestClose(const std::string& reason);
+    /** A control-API RPC: queued, then pipelined into the session (at most kRpcsInFlight at a time). */
+    void submitRpc(std::shared_ptr<RpcCall> call);
+    /** A notification follower; the first one subscribes the session (<create-subscription> to `stream`). */
+    void follow(std::shared_ptr<NotificationSink> sink, const std::string& stream);
+    void unfollow(const std::shared_ptr<NotificationSink>& sink);
 
     enum class Phase {
         AwaitBanner, ///< SSH: no libssh state until the device says something
@@ -110,6 +119,8 @@ private:
     void decided(identity::Decision decision);
     void startPump();
     void pump();
+    /** Runs pump() soon, once, from the loop (work queued outside a pump pass). */
+    void schedulePump();
     bool readDevice();
     bool readLibnetconf2();
     bool writeDevice();
@@ -127,6 +138,15 @@ private:
     void sendOwn(const std::string& messageId, const std::string& body);
     void queueToDevice(const std::string& message);
     void keepalive();
+    void sendRpcs();
+    void expireRpcs(Clock::time_point now);
+    /** Answers the call (once) and forgets its deadline. */
+    void complete(const std::shared_ptr<RpcCall>& call, RpcOutcome outcome);
+    void onSubscriptionReply(const std::string& message);
+    void onNotification(const std::string& message);
+    /** The session ends: every queued and outstanding RPC gets `kind`, every follower ended(). */
+    void endApi(RpcOutcome::Kind kind, const std::string& detail);
+    void touched();
     void updateInterest();
     void armTimer();
     void fail(const std::string& reason);
@@ -182,6 +202,7 @@ private:
     std::shared_ptr<netconf::Session> m_session; ///< ready, not yet handed to the registry
     bool m_admissionReleased = false;
     bool m_repumpPosted = false;
+    bool m_inPump = false;
     uint64_t m_registryToken = 0;
     bool m_registered = false;
     std::set<std::string> m_ncOutstanding; ///< message-ids of libnetconf2's RPCs awaiting replies
@@ -197,6 +218,16 @@ private:
     Clock::time_point m_closeDeadline = Clock::time_point::max();
     unsigned m_unanswered = 0;
     uint64_t m_dropped = 0; ///< device messages nobody asked for (dropped)
+    // The control API's requests and followers.
+    std::deque<std::shared_ptr<RpcCall>> m_rpcQueue; ///< not sent yet
+    std::map<uint64_t, std::shared_ptr<RpcCall>> m_rpcOutstanding; ///< sent, by sequence (message-id callhome-api-N)
+    std::set<std::pair<Clock::time_point, RpcCall*>> m_rpcDeadlines; ///< of every queued and outstanding call
+    uint64_t m_rpcSequence = 0;
+    std::vector<std::shared_ptr<NotificationSink>> m_followers;
+    enum class Subscription { None, Requested, Active } m_subscription = Subscription::None;
+    std::string m_subscriptionId; ///< message-id of our <create-subscription>
+    std::string m_subscriptionStream;
+    std::shared_ptr<SessionStats> m_stats = std::make_shared<SessionStats>();
     uint32_t m_watchedDevice = UINT32_MAX; ///< events last set on the device socket
     uint32_t m_watchedLocal = UINT32_MAX;
     int m_watchedDeviceFd = -1;

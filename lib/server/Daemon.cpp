@@ -9,6 +9,7 @@
 #include "server/Admission.h"
 #include "server/EventLoop.h"
 #include "server/Listener.h"
+#include "server/Metrics.h"
 #include "server/SessionRegistry.h"
 #include "server/WorkerPool.h"
 #include "transport/StationKey.h"
@@ -107,6 +108,7 @@ Daemon::Daemon(config::Config config)
     auto nofile = raiseFileLimit();
     auto limits = admissionLimits(m_config.admission, nofile);
     m_admission = std::make_unique<Admission>(limits);
+    m_metrics = std::make_unique<Metrics>();
     unsigned loops = m_config.eventLoops ? m_config.eventLoops : std::max(1u, std::thread::hardware_concurrency());
     logger->info(
         "open files: {}; up to {} handshakes in flight; {} event loop(s)", nofile, limits.maxHandshakes, loops);
@@ -130,6 +132,7 @@ Daemon::Daemon(config::Config config)
     m_services.inventory = m_inventoryWorker.get();
     m_services.setup = m_setupWorkers.get();
     m_services.registry = m_registry.get();
+    m_services.metrics = m_metrics.get();
     m_services.handshakeEnded = [this](const std::string& address, bool failed) { handshakeEnded(address, failed); };
     m_services.recordFailure = [this](const std::string& id, const std::string& address, const std::string& reason,
                                    const std::optional<inventory::Device>& device, const std::string& fingerprint) {
@@ -169,6 +172,13 @@ inventory::Inventory& Daemon::inventory()
 Admission& Daemon::admission()
 {
     return *m_admission;
+}
+
+Metrics& Daemon::metrics()
+{
+    m_metrics->setGauges(static_cast<double>(m_admission->inFlight()), static_cast<double>(m_registry->size()),
+        static_cast<double>(connections()));
+    return *m_metrics;
 }
 
 void Daemon::reloadTrustStore()
@@ -252,8 +262,10 @@ void Daemon::onAccept(Accepted&& accepted)
     auto t = SteadyClock::now();
     auto verdict = m_admission->admit(accepted.peerAddress, t);
     if (!verdict.admitted()) {
+        m_metrics->refused(toString(*verdict.refusal));
         return; // counted; closed by ~UniqueFd; summarised by housekeeping()
     }
+    m_metrics->accepted();
     std::string id = "C";
     id += std::to_string(m_nextConnection++); // not "C" + ...: GCC 12 -O3 warns falsely (-Wrestrict)
     tuneSocket(accepted.socket.get(), m_config);

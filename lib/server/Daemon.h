@@ -29,6 +29,7 @@ namespace callhome::server {
 class Admission;
 class EventLoop;
 class Listener;
+class Metrics;
 class SessionRegistry;
 class WorkerPool;
 struct Accepted;
@@ -59,6 +60,9 @@ public:
     netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
     Admission& admission();
+    Metrics& metrics();
+    /** The configuration in force. */
+    const config::Config& config() const noexcept { return m_config; }
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
     /** Re-reads the trust store's anchors and CRLs now (SIGHUP); on error the old store stays in use. */
     void reloadTrustStore();
@@ -83,6 +87,7 @@ private:
     std::unique_ptr<netconf::ContextPool> m_contexts;
     std::unique_ptr<SessionRegistry> m_registry;
     std::unique_ptr<Admission> m_admission;
+    std::unique_ptr<Metrics> m_metrics;
     std::unique_ptr<WorkerPool> m_inventoryWorker;
     std::unique_ptr<WorkerPool> m_setupWorkers;
     Services m_services;

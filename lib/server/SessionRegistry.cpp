@@ -38,6 +38,9 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
         }
         m_sessions[token] = live;
         m_byDevice[live->deviceId] = token;
+        if (!live->deviceName.empty()) {
+            m_byName[live->deviceName] = token;
+        }
     }
     if (previous) {
         previous->close("replaced by a new call home from the device");
@@ -77,6 +80,9 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
             } else {
                 deviceHasNewer = true;
             }
+        }
+        if (auto n = m_byName.find(live->deviceName); n != m_byName.end() && n->second == token) {
+            m_byName.erase(n);
         }
     }
     live->session->close(); // the pump has closed its end: libnetconf2 finds the transport gone at once
@@ -210,15 +216,37 @@ void SessionRegistry::stop(const std::string& reason)
     }
 }
 
-std::vector<SessionInfo> SessionRegistry::sessions() const
+std::vector<std::shared_ptr<const LiveSession>> SessionRegistry::sessions() const
 {
     std::lock_guard lock(m_mutex);
-    std::vector<SessionInfo> out;
+    std::vector<std::shared_ptr<const LiveSession>> out;
+    out.reserve(m_sessions.size());
     for (const auto& [token, live] : m_sessions) {
-        out.push_back(
-            { live->deviceId, live->deviceName, live->connectionId, live->address, live->transport, live->start });
+        out.push_back(live);
     }
     return out;
+}
+
+std::shared_ptr<const LiveSession> SessionRegistry::find(int64_t deviceId) const
+{
+    std::lock_guard lock(m_mutex);
+    auto it = m_byDevice.find(deviceId);
+    if (it == m_byDevice.end()) {
+        return nullptr;
+    }
+    auto s = m_sessions.find(it->second);
+    return s == m_sessions.end() ? nullptr : s->second;
+}
+
+std::shared_ptr<const LiveSession> SessionRegistry::findByName(const std::string& name) const
+{
+    std::lock_guard lock(m_mutex);
+    auto it = m_byName.find(name);
+    if (it == m_byName.end()) {
+        return nullptr;
+    }
+    auto s = m_sessions.find(it->second);
+    return s == m_sessions.end() ? nullptr : s->second;
 }
 
 size_t SessionRegistry::size() const

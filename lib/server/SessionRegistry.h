@@ -1,6 +1,7 @@
 #pragma once
 #include "common/Time.h"
 #include "common/UniqueFd.h"
+#include "server/DeviceApi.h"
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -32,16 +33,9 @@ struct LiveSession {
     std::shared_ptr<netconf::Session> session;
     /** Asks the device's connection (on its event loop) to end the session; thread-safe, returns at once. */
     std::function<void(const std::string& reason)> close;
-};
-
-/** What the registry can tell about a held session. */
-struct SessionInfo {
-    int64_t deviceId;
-    std::string deviceName;
-    std::string connectionId;
-    std::string address;
-    std::string transport;
-    TimePoint start;
+    std::shared_ptr<SessionStats> stats;
+    /** RPCs and notification followers of the control API. */
+    DeviceChannel channel;
 };
 
 /**
@@ -77,7 +71,12 @@ public:
     bool waitEmpty(std::chrono::milliseconds timeout);
     /** Stops the monitor; records whatever is still held as closed. Call after the loops and workers stopped. */
     void stop(const std::string& reason);
-    std::vector<SessionInfo> sessions() const;
+    /** The held sessions, oldest first. */
+    std::vector<std::shared_ptr<const LiveSession>> sessions() const;
+    /** The session held to this device, or nullptr. */
+    std::shared_ptr<const LiveSession> find(int64_t deviceId) const;
+    /** The session held to the device of this name, or nullptr. */
+    std::shared_ptr<const LiveSession> findByName(const std::string& name) const;
     size_t size() const;
 
 private:
@@ -90,6 +89,7 @@ private:
     std::condition_variable m_changed;
     std::map<uint64_t, std::shared_ptr<LiveSession>> m_sessions;
     std::map<int64_t, uint64_t> m_byDevice;
+    std::map<std::string, uint64_t> m_byName;
     std::atomic<uint64_t> m_nextToken { 1 };
     bool m_stopping = false;
     std::condition_variable m_wake;

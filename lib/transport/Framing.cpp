@@ -13,7 +13,7 @@ void FrameDecoder::append(std::string_view bytes)
     if (buffered() + bytes.size() > m_maxMessage + kMaxChunkHeader + kEndOfMessage.size()) {
         // Whatever the framing, this much unconsumed data cannot all belong to complete messages of allowed size:
         // messages are taken out by next() as soon as they are complete, so the caller drains between appends.
-        throw FramingError("message larger than " + std::to_string(m_maxMessage) + " bytes");
+        throw MessageTooLarge("message larger than " + std::to_string(m_maxMessage) + " bytes");
     }
     compact();
     m_buffer.append(bytes);
@@ -55,7 +55,7 @@ std::optional<std::string> FrameDecoder::nextEndOfMessage()
     if (pos == std::string_view::npos) {
         m_scanFrom = rest.size();
         if (rest.size() > m_maxMessage) {
-            throw FramingError("message larger than " + std::to_string(m_maxMessage) + " bytes");
+            throw MessageTooLarge("message larger than " + std::to_string(m_maxMessage) + " bytes");
         }
         return std::nullopt;
     }
@@ -63,7 +63,7 @@ std::optional<std::string> FrameDecoder::nextEndOfMessage()
     m_consumed += pos + kEndOfMessage.size();
     m_scanFrom = 0;
     if (message.size() > m_maxMessage) {
-        throw FramingError("message larger than " + std::to_string(m_maxMessage) + " bytes");
+        throw MessageTooLarge("message larger than " + std::to_string(m_maxMessage) + " bytes");
     }
     return message;
 }
@@ -121,7 +121,7 @@ std::optional<std::string> FrameDecoder::nextChunked()
             throw FramingError("bad chunk size");
         }
         if (m_message.size() + size > m_maxMessage) {
-            throw FramingError("message larger than " + std::to_string(m_maxMessage) + " bytes");
+            throw MessageTooLarge("message larger than " + std::to_string(m_maxMessage) + " bytes");
         }
         m_consumed += lf + 1;
         m_chunkLeft = static_cast<size_t>(size);

@@ -12,6 +12,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/** A message over the size limit: the stream cannot skip it, so the session ends. */
+class MessageTooLarge : public FramingError {
+public:
+    using FramingError::FramingError;
+};
+
 /** RFC 6242 framing: end-of-message "]]>]]>" (<hello> and NETCONF 1.0) or chunked (NETCONF 1.1). */
 enum class Framing { EndOfMessage, Chunked };
 
