@@ -1,4 +1,5 @@
 #include "CallhomeFixture.h"
+#include "api/ControlApi.h"
 #include "harness/Util.h"
 #include "server/SessionRegistry.h"
 #include <algorithm>
@@ -24,15 +25,40 @@ CallhomeFixture::CallhomeFixture(bool tls)
     start();
 }
 
+CallhomeFixture::~CallhomeFixture()
+{
+    stop();
+}
+
 void CallhomeFixture::start()
 {
     daemon = std::make_unique<server::Daemon>(config);
     daemon->start();
+    if (m_apiWanted) {
+        api = std::make_unique<api::ControlApi>(*daemon, config.control);
+        api->start();
+    }
 }
 
 void CallhomeFixture::stop()
 {
+    if (daemon) {
+        daemon->stop();
+    }
+    if (api) {
+        api->stop();
+    }
+    api.reset();
     daemon.reset();
+}
+
+void CallhomeFixture::startApi()
+{
+    m_apiWanted = true;
+    if (!api) {
+        api = std::make_unique<api::ControlApi>(*daemon, config.control);
+        api->start();
+    }
 }
 
 uint16_t CallhomeFixture::portV4() const

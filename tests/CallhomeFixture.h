@@ -7,6 +7,10 @@
 #include <memory>
 #include <string>
 
+namespace callhome::api {
+class ControlApi;
+}
+
 namespace callhome::test {
 /**
  * A real Daemon in-process on runtime-picked loopback ports (IPv4 and IPv6) with its state in a temp dir. With
@@ -17,11 +21,21 @@ struct CallhomeFixture {
     std::unique_ptr<DevPki> pki;
     config::Config config;
     std::unique_ptr<server::Daemon> daemon;
+    /** The control API on `config.control.socket` (STATE-DIR/control.sock), only after startApi(). */
+    std::unique_ptr<api::ControlApi> api;
 
     explicit CallhomeFixture(bool tls = false);
-    /** (Re)starts the daemon on the state in `dir`; ports are picked anew. */
+    ~CallhomeFixture();
+    CallhomeFixture(const CallhomeFixture&) = delete;
+    CallhomeFixture& operator=(const CallhomeFixture&) = delete;
+    /** (Re)starts the daemon on the state in `dir`; ports are picked anew. After startApi(), the API too. */
     void start();
+    /** Stops the daemon, then the API (as callhomed does: device connections answer API requests until they end). */
     void stop();
+    /** Starts the control API on the running daemon (and again after every start()). */
+    void startApi();
+    /** The control API's socket path. */
+    const std::string& apiSocket() const { return config.control.socket; }
     uint16_t portV4() const;
     uint16_t portV6() const;
     inventory::Inventory& inventory() { return daemon->inventory(); }
@@ -32,5 +46,8 @@ struct CallhomeFixture {
     /** Events of `kind` so far, optionally for one device. */
     std::vector<inventory::Event> eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt);
     void waitForEvent(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt, size_t count = 1);
+
+private:
+    bool m_apiWanted = false;
 };
 } // namespace callhome::test

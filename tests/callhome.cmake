@@ -1,5 +1,6 @@
 # Real peers on loopback: OpenSSH sshd + yuma123 netconfd, libnetconf2's call-home server.
-callhome_add_test(NAME callhome_ssh SOURCES callhome_ssh.cpp CallhomeFixture.cpp LIBS callhome-server callhome-test-harness)
+callhome_add_test(NAME callhome_ssh SOURCES callhome_ssh.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-test-harness)
 set_tests_properties(callhome_ssh PROPERTIES TIMEOUT 600)
 
 callhome_add_test(NAME callhome_e2e SOURCES callhome_e2e.cpp LIBS callhome-test-harness nlohmann_json::nlohmann_json)
@@ -7,22 +8,22 @@ add_dependencies(callhome_e2e callhomed callhomectl)
 set_tests_properties(callhome_e2e PROPERTIES TIMEOUT 300)
 
 callhome_add_test(NAME callhome_tls SOURCES callhome_tls.cpp CallhomeFixture.cpp
-    LIBS callhome-server callhome-identity callhome-test-harness)
+    LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_tls PROPERTIES TIMEOUT 600)
 
 # Isolation from hostile device-side peers (tests/hostile/, /usr/bin/python3 with python3-paramiko): the real station
 # in-process, real devices at the same time. Written to the engine's requirements: see tests/hostile/README.md.
 callhome_add_test(NAME callhome_hostile SOURCES callhome_hostile.cpp callhome_hostile_scenario.cpp CallhomeFixture.cpp
-    LIBS callhome-server callhome-identity callhome-test-harness)
+    LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_hostile PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_hostile_ssh SOURCES callhome_hostile_ssh.cpp callhome_hostile_scenario.cpp
-    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+    CallhomeFixture.cpp LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_hostile_ssh PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_hostile_tls SOURCES callhome_hostile_tls.cpp callhome_hostile_scenario.cpp
-    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+    CallhomeFixture.cpp LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_hostile_tls PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_hostile_tcp SOURCES callhome_hostile_tcp.cpp callhome_hostile_scenario.cpp
-    CallhomeFixture.cpp LIBS callhome-server callhome-identity callhome-test-harness)
+    CallhomeFixture.cpp LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_hostile_tcp PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_hostile_sigterm SOURCES callhome_hostile_sigterm.cpp
     LIBS callhome-test-harness nlohmann_json::nlohmann_json)
@@ -31,5 +32,27 @@ set_tests_properties(callhome_hostile_sigterm PROPERTIES TIMEOUT 120)
 
 # callhome-sim (lib/sim) against the in-process Daemon: SSH and TLS devices, bounded by the sim's own --duration.
 callhome_add_test(NAME callhome_sim SOURCES callhome_sim.cpp CallhomeFixture.cpp
-    LIBS callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
+    LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
 set_tests_properties(callhome_sim PROPERTIES TIMEOUT 120)
+
+# The control API (lib/api/README.md) in-process with the station, against real devices; clients: the harness's own
+# HTTP client (tests/harness/UnixHttp), callhomectl and curl as processes. Each program stays under a minute.
+set(CALLHOME_API_TEST_SOURCES CallhomeFixture.cpp harness/UnixHttp.cpp)
+callhome_add_test(NAME callhome_api SOURCES callhome_api.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_api callhomectl)
+set_tests_properties(callhome_api PROPERTIES TIMEOUT 180)
+callhome_add_test(NAME callhome_api_tcp SOURCES callhome_api_tcp.cpp LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+callhome_add_test(NAME callhome_api_tls SOURCES callhome_api_tls.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-identity callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_api_tls callhomectl)
+set_tests_properties(callhome_api_tls PROPERTIES TIMEOUT 180)
+# Devices that fail requests: tests/hostile/hostile_ssh.py modes drop-on-rpc and no-close-reply.
+callhome_add_test(NAME callhome_api_hostile SOURCES callhome_api_hostile.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_api_hostile callhomectl)
+set_tests_properties(callhome_api_hostile PROPERTIES TIMEOUT 180)
+# 1,000 concurrent API requests across 100 callhome-sim devices (the sim in-process, bounded by its --duration).
+callhome_add_test(NAME callhome_api_sim SOURCES callhome_api_sim.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
+set_tests_properties(callhome_api_sim PROPERTIES TIMEOUT 180)

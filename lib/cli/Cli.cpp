@@ -1,10 +1,14 @@
 #include "cli/Cli.h"
 #include "cli/Csv.h"
 #include "cli/Json.h"
+#include "cli/KnownHosts.h"
+#include "cli/Remote.h"
 #include "cli/Table.h"
 #include "common/Address.h"
 #include "common/Error.h"
+#include "common/Text.h"
 #include "common/Time.h"
+#include "config/Config.h"
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include "transport/StationKey.h"
@@ -17,6 +21,7 @@
 #include <fstream>
 #include <map>
 #include <ostream>
+#include <set>
 #include <sstream>
 
 namespace callhome::cli {
@@ -35,9 +40,22 @@ constexpr const char* Program = "callhomectl";
 struct Options {
     std::string stateDir;
     std::string db;
+    std::string configPath; ///< --config: callhomed's configuration file (state dir, inventory, station key)
+    std::string configKeyFile; ///< the station key the configuration names (resolved), when --config was given
+    std::string configSocket; ///< the control socket the configuration names (resolved), when --config was given
     bool json = false;
     std::string stateFilter;
     std::string transportFilter;
+    std::string nameGlob;
+    std::string seenSince;
+    bool connectedOnly = false;
+    bool disconnectedOnly = false;
+    int64_t after = 0; ///< --after ID: paging; 0 = from the start
+    bool all = false; ///< bulk decision: every device the filters select
+    std::string namePrefix; ///< approve --all: names of unnamed devices
+    std::string hashedPrefix = "host-"; ///< expect --known-hosts: names of hashed entries
+    std::string fingerprint;
+    std::string knownHostsPath;
     std::string device;
     std::string second; ///< NEWNAME for rename, FINGERPRINT for rekey
     std::string name;
@@ -64,6 +82,152 @@ std::string oneLine(std::string text)
     return text;
 }
 
+/** For error lines and anything else printed that may quote a peer. */
+std::string printable(const std::string& text)
+{
+    return escapeControl(oneLine(text));
+}
+
+/** JSON as nlohmann's dump(2) writes it; text that is not UTF-8 (an old row) is replaced, never an exception. */
+std::string dumpJson(const nlohmann::json& doc, int indent = 2)
+{
+    return doc.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/** `text` as a JSON string, exactly as dumpJson writes it; plain printable ASCII is copied without nlohmann. */
+void appendJsonString(std::string& out, const std::string& text)
+{
+    const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+    });
+    if (!plain) {
+        out += dumpJson(nlohmann::json(text), -1);
+        return;
+    }
+    out.push_back('"');
+    out += text;
+    out.push_back('"');
+}
+
+/**
+ * A device as dumpJson(toJson(d)) writes it, indented by `indent` more spaces: the same bytes (tests compare them),
+ * made without building the nlohmann object, which is most of the cost of listing 100,000 devices. The keys are in
+ * nlohmann's (sorted) order; a field added to toJson (cli/Json.cpp) must be added here too.
+ */
+void appendDeviceJson(std::string& out, const Device& d, const std::string& indent)
+{
+    const std::string field = "\n" + indent + "  ";
+    bool first = true;
+    auto key = [&](const char* name) {
+        out += first ? "{" + field : "," + field;
+        first = false;
+        out.push_back('"');
+        out += name;
+        out += "\": ";
+    };
+    auto text = [&](const char* name, const std::string& value) {
+        key(name);
+        appendJsonString(out, value);
+    };
+    auto optionalText = [&](const char* name, const std::optional<std::string>& value) {
+        key(name);
+        if (value) {
+            appendJsonString(out, *value);
+        } else {
+            out += "null";
+        }
+    };
+    auto time = [&](const char* name, const std::optional<TimePoint>& t) {
+        optionalText(name, t ? std::optional(toIso8601(*t)) : std::nullopt);
+    };
+    key("attempts");
+    out += std::to_string(d.attempts);
+    key("capabilities");
+    if (d.capabilities.empty()) {
+        out += "[]";
+    } else {
+        out.push_back('[');
+        for (std::size_t i = 0; i < d.capabilities.size(); ++i) {
+            out += (i ? "," : "") + field + "  ";
+            appendJsonString(out, d.capabilities[i]);
+        }
+        out += field + "]";
+    }
+    text("cert_issuer", d.certIssuer);
+    text("cert_subject", d.certSubject);
+    key("connected");
+    out += d.connected ? "true" : "false";
+    time("decided_at", d.decidedAt);
+    text("decided_by", d.decidedBy);
+    text("fingerprint", d.fingerprint);
+    time("first_seen", d.attempts > 0 ? std::optional(d.firstSeen) : std::nullopt);
+    key("id");
+    out += std::to_string(d.id);
+    text("key_type", d.keyType);
+    text("last_address", d.lastAddress);
+    time("last_seen", d.attempts > 0 ? std::optional(d.lastSeen) : std::nullopt);
+    text("manufacturer", d.manufacturer);
+    optionalText("name", d.name);
+    key("same_address_as");
+    out += d.sameAddressAs ? std::to_string(*d.sameAddressAs) : std::string("null");
+    text("serial", d.serial);
+    time("session_start", d.sessionStart);
+    optionalText("ssh_user", d.sshUser);
+    text("state", inventory::toString(d.state));
+    text("transport", inventory::toString(d.transport));
+    out += "\n" + indent + "}";
+}
+
+/**
+ * Writes {"KEY": [ITEM, ...]} item by item, byte for byte as dump(2) of the whole document would, so a listing of
+ * any size needs the memory of one item. Nothing is written before the first item or finish(): a listing that
+ * fails before its first row leaves the output empty.
+ */
+class JsonListWriter {
+public:
+    JsonListWriter(std::ostream& out, std::string key)
+        : m_out(out)
+        , m_key(std::move(key))
+    { }
+    void add(const nlohmann::json& item)
+    {
+        // The item indented by 4 more spaces, built whole and written once: one write per item, not per line.
+        std::string text = separator();
+        for (char c : dumpJson(item)) {
+            text.push_back(c);
+            if (c == '\n') {
+                text.append(4, ' '); // a newline inside a string is "\n" in JSON: every raw one is a line break
+            }
+        }
+        m_out << text;
+    }
+    void add(const Device& d)
+    {
+        std::string text = separator();
+        appendDeviceJson(text, d, "    ");
+        m_out << text;
+    }
+    void finish()
+    {
+        m_out << (m_count == 0 ? "{\n  " + dumpJson(m_key) + ": []\n}\n" : std::string("\n  ]\n}\n")) << std::flush;
+    }
+
+private:
+    std::string separator()
+    {
+        return m_count++ == 0 ? "{\n  " + dumpJson(m_key) + ": [\n    " : std::string(",\n    ");
+    }
+
+    std::ostream& m_out;
+    std::string m_key;
+    std::size_t m_count = 0;
+};
+
+const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT",
+    "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
+const std::vector<std::string> EventColumns { "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" };
+
 std::string label(const Device& d)
 {
     return "#" + std::to_string(d.id) + (d.name ? " " + *d.name : "");
@@ -89,6 +253,27 @@ std::string identity(const Device& d)
     return d.serial.empty() ? std::string("self-signed") : d.manufacturer + "/" + d.serial;
 }
 
+/** One row of the `devices` table. */
+std::vector<std::string> deviceRow(const Device& d)
+{
+    std::string flags;
+    if (d.sameAddressAs) {
+        flags = "same-address-as:" + d.sameAddressAsName.value_or("#" + std::to_string(*d.sameAddressAs));
+    }
+    return { std::to_string(d.id), d.name.value_or(""), inventory::toString(d.state), d.connected ? "yes" : "no",
+        inventory::toString(d.transport), identity(d), d.fingerprint, d.keyType, d.lastAddress,
+        seenOrEmpty(d, d.firstSeen), seenOrEmpty(d, d.lastSeen), std::to_string(d.attempts), flags };
+}
+
+std::vector<std::string> eventRow(const inventory::Event& e)
+{
+    std::string device = !e.deviceName.empty() ? e.deviceName
+        : e.deviceId                           ? "#" + std::to_string(*e.deviceId)
+                                               : std::string {};
+    return { toIso8601(e.at), inventory::toString(e.kind), device, e.connectionId, e.address, e.fingerprint,
+        oneLine(e.detail) };
+}
+
 /** A blocked source as callhomectl's JSON output shows it (field names documented in lib/cli/README.md). */
 nlohmann::json blockJson(const inventory::BlockedSource& b)
 {
@@ -104,34 +289,97 @@ nlohmann::json blockJson(const inventory::BlockedSource& b)
 /** Runs one parsed subcommand, writing to `out` (a buffer: nothing reaches stdout unless the whole command worked). */
 class Command {
 public:
-    Command(const Options& options, std::ostream& out)
+    /** `out` is the buffer printed on success; the listings (devices, events) stream to `direct` instead. */
+    Command(const Options& options, std::ostream& out, std::ostream& direct)
         : m_opt(options)
         , m_out(out)
+        , m_direct(direct)
     { }
 
+    /** Streams: each device is written as it is read (JSON item by item, the table after sizing its columns). */
     void devices()
     {
         auto inv = open();
-        auto all = inv->devices();
-        std::map<int64_t, const Device*> byId;
-        for (const auto& d : all) {
-            byId[d.id] = &d;
+        const auto filter = deviceFilter();
+        if (m_opt.json) {
+            JsonListWriter list(m_direct, "devices");
+            inv->forEachDevice(filter, [&](const Device& d) { list.add(d); });
+            list.finish();
+            return;
         }
-        std::vector<const Device*> shown;
-        for (const auto& d : all) {
-            if ((m_opt.stateFilter.empty() || inventory::toString(d.state) == m_opt.stateFilter)
-                && (m_opt.transportFilter.empty() || inventory::toString(d.transport) == m_opt.transportFilter)) {
-                shown.push_back(&d);
-            }
+        StreamingTable table(DeviceColumns, m_direct);
+        inv->forEachDevice(filter, [&](const Device& d) { table.addRow(deviceRow(d)); });
+        table.finish();
+    }
+
+    void import()
+    {
+        std::ifstream in(m_opt.csvPath);
+        if (!in) {
+            throw UsageError("cannot read " + m_opt.csvPath + ": " + std::strerror(errno));
         }
-        printDevices(shown, byId);
+        std::vector<inventory::ExpectedDevice> expected;
+        std::vector<std::size_t> lines;
+        for (auto& entry : parseImportData(in, m_opt.csvPath)) {
+            lines.push_back(entry.line);
+            expected.push_back(std::move(entry.device));
+        }
+        auto inv = open();
+        inventory::ExpectResult result;
+        try {
+            result = inv->expectAll(expected);
+        } catch (const inventory::ExpectError& e) {
+            throw UsageError(
+                fmt::format("{}:{}: {}; nothing was imported", m_opt.csvPath, lines.at(e.position() - 1), e.problem()));
+        }
+        const auto unchanged = result.devices.size() - result.created;
+        if (m_opt.json) {
+            printJson({ { "file", m_opt.csvPath }, { "devices", result.devices.size() }, { "created", result.created },
+                { "unchanged", unchanged } });
+            return;
+        }
+        m_out << fmt::format("imported {} devices from {}: {} new, {} already expected; callhomed accepts them on "
+                             "their first call home\n",
+            result.devices.size(), m_opt.csvPath, result.created, unchanged);
+    }
+
+    /** Runs the whole-file integrity check (PRAGMA quick_check and foreign keys) that plain commands skip. */
+    void check()
+    {
+        auto inv = open();
+        auto problems = inv->checkIntegrity();
+        if (!problems.empty()) {
+            throw Error(fmt::format("inventory {} is damaged: {}{}; restore it from a backup", dbPath(),
+                problems.front(),
+                problems.size() > 1 ? fmt::format(" (and {} more problems)", problems.size() - 1) : std::string {}));
+        }
+        if (m_opt.json) {
+            printJson({ { "path", dbPath() }, { "ok", true } });
+            return;
+        }
+        m_out << "inventory " << dbPath() << ": ok (quick_check and foreign keys)\n";
     }
 
     void expect()
     {
         std::vector<inventory::ExpectedDevice> expected;
         std::vector<std::size_t> lines; // CSV line of each entry, to name it in errors
-        if (!m_opt.csvPath.empty()) {
+        std::string source = m_opt.csvPath; // the file named in errors
+        auto user = m_opt.user.empty() ? std::nullopt : std::optional<std::string>(m_opt.user);
+        if (!m_opt.knownHostsPath.empty()) {
+            source = m_opt.knownHostsPath;
+            std::ifstream in(m_opt.knownHostsPath);
+            if (!in) {
+                throw UsageError("cannot read " + m_opt.knownHostsPath + ": " + std::strerror(errno));
+            }
+            for (auto& key : parseKnownHosts(in, m_opt.knownHostsPath, m_opt.hashedPrefix)) {
+                lines.push_back(key.line);
+                expected.push_back(
+                    { .name = key.name, .fingerprint = key.fingerprint, .keyType = key.keyType, .sshUser = user });
+            }
+        } else if (!m_opt.fingerprint.empty()) {
+            expected.push_back({ .name = m_opt.name, .fingerprint = m_opt.fingerprint, .sshUser = user });
+        } else if (!m_opt.csvPath.empty()) {
             std::ifstream in(m_opt.csvPath);
             if (!in) {
                 throw UsageError("cannot read " + m_opt.csvPath + ": " + std::strerror(errno));
@@ -154,17 +402,17 @@ public:
                 throw UsageError(e.problem());
             }
             throw UsageError(
-                fmt::format("{}:{}: {}; nothing was imported", m_opt.csvPath, lines.at(e.position() - 1), e.problem()));
+                fmt::format("{}:{}: {}; nothing was imported", source, lines.at(e.position() - 1), e.problem()));
         }
         // An idempotent re-import returns a device once per line that named it; list each device once.
         std::vector<const Device*> shown;
-        std::map<int64_t, const Device*> byId;
+        std::set<int64_t> seen;
         for (const auto& d : result) {
-            if (byId.emplace(d.id, &d).second) {
+            if (seen.insert(d.id).second) {
                 shown.push_back(&d);
             }
         }
-        printDevices(shown, byId);
+        printDevices(shown);
     }
 
     void show()
@@ -220,15 +468,18 @@ public:
         for (const auto& [key, value] : fields) {
             std::string padded = key + ":";
             padded.resize(17, ' ');
-            m_out << padded << (value.empty() ? "-" : value) << '\n';
+            m_out << padded << (value.empty() ? "-" : escapeControl(value)) << '\n';
         }
         for (const auto& cap : d.capabilities) {
-            m_out << "  " << cap << '\n';
+            m_out << "  " << escapeControl(cap) << '\n';
         }
     }
 
     void approve()
     {
+        if (m_opt.all) {
+            return bulk(inventory::BulkDecision::Action::Approve, "approve", "approved");
+        }
         auto inv = open();
         auto d = inv->resolve(m_opt.device);
         auto name = m_opt.name.empty() ? std::nullopt : std::optional<std::string>(m_opt.name);
@@ -240,6 +491,9 @@ public:
 
     void reject()
     {
+        if (m_opt.all) {
+            return bulk(inventory::BulkDecision::Action::Reject, "reject", "rejected");
+        }
         auto inv = open();
         auto result = inv->reject(inv->resolve(m_opt.device).id);
         confirm(result,
@@ -249,6 +503,9 @@ public:
 
     void revoke()
     {
+        if (m_opt.all) {
+            return bulk(inventory::BulkDecision::Action::Revoke, "revoke", "revoked");
+        }
         auto inv = open();
         auto result = inv->revoke(inv->resolve(m_opt.device).id);
         confirm(result,
@@ -258,6 +515,9 @@ public:
 
     void forget()
     {
+        if (m_opt.all) {
+            return bulk(inventory::BulkDecision::Action::Forget, "forget", "forgot");
+        }
         auto inv = open();
         auto d = inv->resolve(m_opt.device);
         inv->forget(d.id);
@@ -301,29 +561,26 @@ public:
         if (m_opt.limit > 0) {
             filter.limit = m_opt.limit;
         }
-        auto events = inv->events(filter);
+        if (m_opt.after > 0) {
+            filter.afterId = m_opt.after;
+        }
         if (m_opt.json) {
-            auto list = nlohmann::json::array();
-            for (const auto& e : events) {
-                list.push_back(toJson(e));
-            }
-            printJson({ { "events", list } });
+            JsonListWriter list(m_direct, "events");
+            inv->forEachEvent(filter, [&](const inventory::Event& e) { list.add(toJson(e)); });
+            list.finish();
             return;
         }
-        Table table({ "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" });
-        for (const auto& e : events) {
-            std::string device = !e.deviceName.empty() ? e.deviceName
-                : e.deviceId                           ? "#" + std::to_string(*e.deviceId)
-                                                       : std::string {};
-            table.addRow({ toIso8601(e.at), inventory::toString(e.kind), device, e.connectionId, e.address,
-                e.fingerprint, oneLine(e.detail) });
-        }
-        table.print(m_out);
+        StreamingTable table(EventColumns, m_direct);
+        inv->forEachEvent(filter, [&](const inventory::Event& e) { table.addRow(eventRow(e)); });
+        table.finish();
     }
 
     void stationKey()
     {
-        auto path = m_opt.keyPath.empty() ? transport::defaultStationKeyPath(m_opt.stateDir) : m_opt.keyPath;
+        // --key, else the key callhomed's configuration names (--config), else the one in the state directory.
+        auto path = !m_opt.keyPath.empty() ? m_opt.keyPath
+            : !m_opt.configKeyFile.empty() ? m_opt.configKeyFile
+                                           : transport::defaultStationKeyPath(m_opt.stateDir);
         std::error_code ec;
         if (!fs::exists(path, ec)) {
             throw UsageError("no station key at " + path
@@ -381,8 +638,8 @@ public:
     }
 
 private:
-    /** The `devices` table (or `{"devices": [...]}`); `byId` resolves same-address-as ids to names. */
-    void printDevices(const std::vector<const Device*>& shown, const std::map<int64_t, const Device*>& byId)
+    /** The `devices` table (or `{"devices": [...]}`) of devices already in memory (expect's result). */
+    void printDevices(const std::vector<const Device*>& shown)
     {
         if (m_opt.json) {
             auto list = nlohmann::json::array();
@@ -392,22 +649,93 @@ private:
             printJson({ { "devices", list } });
             return;
         }
-        Table table({ "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT", "KEY-TYPE", "ADDRESS",
-            "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" });
+        Table table(DeviceColumns);
         for (const auto* d : shown) {
-            std::string flags;
-            if (d->sameAddressAs) {
-                auto other = byId.find(*d->sameAddressAs);
-                flags = "same-address-as:"
-                    + (other != byId.end() && other->second->name ? *other->second->name
-                                                                  : "#" + std::to_string(*d->sameAddressAs));
-            }
-            table.addRow({ std::to_string(d->id), d->name.value_or(""), inventory::toString(d->state),
-                d->connected ? "yes" : "no", inventory::toString(d->transport), identity(*d), d->fingerprint,
-                d->keyType, d->lastAddress, seenOrEmpty(*d, d->firstSeen), seenOrEmpty(*d, d->lastSeen),
-                std::to_string(d->attempts), flags });
+            table.addRow(deviceRow(*d));
         }
         table.print(m_out);
+    }
+
+    inventory::DeviceFilter deviceFilter() const
+    {
+        inventory::DeviceFilter f;
+        if (!m_opt.stateFilter.empty()) {
+            f.state = inventory::deviceStateFromString(m_opt.stateFilter);
+        }
+        if (!m_opt.transportFilter.empty()) {
+            f.transport = inventory::transportFromString(m_opt.transportFilter);
+        }
+        if (m_opt.connectedOnly || m_opt.disconnectedOnly) {
+            f.connected = m_opt.connectedOnly;
+        }
+        if (!m_opt.nameGlob.empty()) {
+            f.nameGlob = m_opt.nameGlob;
+        }
+        if (!m_opt.seenSince.empty()) {
+            f.seenSince = parseTime(m_opt.seenSince, now()); // validated while parsing
+        }
+        if (m_opt.after > 0) {
+            f.afterId = m_opt.after;
+        }
+        if (m_opt.limit > 0) {
+            f.limit = m_opt.limit;
+        }
+        return f;
+    }
+
+    /**
+     * approve/reject/revoke/forget --all: one decision for every device the filters select, in one transaction.
+     * Without --yes nothing changes and the command fails, saying how many devices it would change.
+     */
+    void bulk(inventory::BulkDecision::Action action, const char* verb, const char* done)
+    {
+        auto inv = open();
+        inventory::BulkDecision decision { .action = action };
+        if (!m_opt.namePrefix.empty()) {
+            decision.namePrefix = m_opt.namePrefix;
+        }
+        if (!m_opt.user.empty()) {
+            decision.sshUser = m_opt.user;
+        }
+        const auto filter = deviceFilter();
+        if (!m_opt.yes) {
+            decision.dryRun = true;
+            auto count = inv->decideAll(filter, decision);
+            throw UsageError(fmt::format("this would {} {} device{}{}; nothing was changed: repeat with --yes to do it",
+                verb, count, count == 1 ? "" : "s", describeFilter()));
+        }
+        auto count = inv->decideAll(filter, decision);
+        if (m_opt.json) {
+            printJson({ { "action", verb }, { "count", count } });
+            return;
+        }
+        m_out << fmt::format("{} {} device{}{}\n", done, count, count == 1 ? "" : "s", describeFilter());
+    }
+
+    /** " (state pending, transport ssh)": the filters a bulk decision used, for its confirmation line. */
+    std::string describeFilter() const
+    {
+        std::vector<std::string> parts;
+        if (!m_opt.stateFilter.empty()) {
+            parts.push_back("state " + m_opt.stateFilter);
+        }
+        if (!m_opt.transportFilter.empty()) {
+            parts.push_back("transport " + m_opt.transportFilter);
+        }
+        if (m_opt.connectedOnly) {
+            parts.push_back("connected");
+        }
+        if (m_opt.disconnectedOnly) {
+            parts.push_back("disconnected");
+        }
+        if (!m_opt.seenSince.empty()) {
+            parts.push_back("seen since " + m_opt.seenSince);
+        }
+        std::string text;
+        for (const auto& p : parts) {
+            text += (text.empty() ? " (" : ", ") + p;
+        }
+        return text.empty() ? text : text + ")";
     }
 
     std::string dbPath() const
@@ -427,7 +755,7 @@ private:
         return inventory::openSqliteExisting(path);
     }
 
-    void printJson(const nlohmann::json& doc) { m_out << doc.dump(2) << '\n'; }
+    void printJson(const nlohmann::json& doc) { m_out << dumpJson(doc) << '\n'; }
 
     void confirm(const Device& d, const std::string& line)
     {
@@ -440,6 +768,7 @@ private:
 
     const Options& m_opt;
     std::ostream& m_out;
+    std::ostream& m_direct;
 };
 
 std::string defaultStateDir()
@@ -453,8 +782,9 @@ const CLI::Validator TimeValidator(
         if (parseTime(text, now())) {
             return {};
         }
-        return "invalid time '" + text
-            + "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC) or a relative 15m, 2h, 7d";
+        return "invalid time '" + escapeControl(text)
+            + "': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC, a real date in the years 1970-9999) or a "
+              "relative 15m, 2h, 7d (at most 100 years, 36525d)";
     },
     "");
 
@@ -471,7 +801,35 @@ const CLI::Validator SourceValidator(
 
 constexpr const char* DeviceHelp
     = "The device: its name, numeric id, full fingerprint, a TLS device's serial number or MANUFACTURER/SERIAL, or an "
-      "unambiguous prefix of the fingerprint (at least 4 characters, with or without \"SHA256:\")";
+      "unambiguous prefix of the fingerprint of at least 16 base64 characters (SSH) or 24 hex digits (TLS), with or "
+      "without \"SHA256:\"; shorter prefixes are refused, an impostor's key could match them";
+
+constexpr const char* BulkDeviceHelp
+    = "The device: its name, numeric id, full fingerprint, a TLS device's serial number or MANUFACTURER/SERIAL, or an "
+      "unambiguous prefix of the fingerprint of at least 16 base64 characters (SSH) or 24 hex digits (TLS); or --all "
+      "with filters instead";
+
+/** --all, --yes and the filters of a bulk decision (approve/reject/revoke/forget --all). */
+void addBulkOptions(CLI::App* sub, Options& o, CLI::Option* deviceOption)
+{
+    auto* all = sub->add_flag("--all", o.all,
+        "Decide for every device the filters select (all devices without filters) instead of one DEVICE; only "
+        "devices for which it is a change count. One transaction: all or nothing. Needs --yes; without it, prints "
+        "nothing and fails saying how many devices it would change");
+    all->excludes(deviceOption);
+    sub->add_option("--state", o.stateFilter, "With --all: only devices in this state")
+        ->type_name("STATE")
+        ->check(CLI::IsMember({ "pending", "approved", "rejected", "revoked" }))
+        ->needs(all);
+    sub->add_option("--transport", o.transportFilter, "With --all: only devices calling home over this transport")
+        ->type_name("TRANSPORT")
+        ->check(CLI::IsMember({ "ssh", "tls" }))
+        ->needs(all);
+    sub->add_option("--seen-since", o.seenSince, "With --all: only devices that called home at or after T")
+        ->type_name("T")
+        ->check(TimeValidator)
+        ->needs(all);
+}
 } // namespace
 
 int run(int argc, char** argv, std::ostream& out, std::ostream& err)
@@ -487,10 +845,13 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         Program };
     app.fallthrough();
     app.require_subcommand(1);
-    app.footer("Global options (--state-dir DIR, --db PATH, --json) may be given before or after the subcommand. "
+    app.footer("Global options (--state-dir DIR, --db PATH, --socket PATH, --json) may be given before or after the "
+               "subcommand. sessions, rpc, get, get-config, edit-config, notifications, watch and close talk to a "
+               "running callhomed over its control socket; the other commands work without it. "
                "Human-readable tables by default; "
                "--json prints one JSON document (fields: lib/cli/README.md). Exit status: 0 success, 1 the command "
-               "failed (one line on stderr), 2 bad command line. Run 'callhomectl SUBCOMMAND --help' for details.");
+               "failed (one line on stderr), 2 bad command line, 3 the device answered <rpc-error>, 4 the device is "
+               "not connected. Run 'callhomectl SUBCOMMAND --help' for details.");
     app.add_option("--state-dir", o.stateDir,
            "callhomed's state directory (inventory.db, station-key); default: $CALLHOME_STATE_DIR, else ./state")
         ->type_name("DIR");
@@ -499,6 +860,13 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
            "callhomectl (callhomed creates it)")
         ->type_name("PATH");
     app.add_flag("--json", o.json, "Print one JSON document instead of a table or a confirmation line");
+    app.add_option("--config", o.configPath,
+           "callhomed's configuration file, read as callhomed reads it: its state directory, "
+           "inventory and ssh/key-file are then used (--state-dir and --db still win; "
+           "$CALLHOME_STATE_DIR does not). Like callhomed, none by default")
+        ->type_name("FILE");
+    auto* stateDirOption = app.get_option("--state-dir");
+    auto* dbOption = app.get_option("--db");
 
     auto* devices = app.add_subcommand("devices",
         "List the devices in the inventory: id, name, state, connected, transport, identity (a TLS device's "
@@ -513,6 +881,23 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     devices->add_option("--transport", o.transportFilter, "Only devices calling home over this transport")
         ->type_name("TRANSPORT")
         ->check(CLI::IsMember({ "ssh", "tls" }));
+    auto* connectedFlag = devices->add_flag(
+        "--connected", o.connectedOnly, "Only devices with a NETCONF session open on a live callhomed");
+    devices->add_flag("--disconnected", o.disconnectedOnly, "Only devices without one")->excludes(connectedFlag);
+    devices
+        ->add_option("--name", o.nameGlob,
+            "Only devices whose name matches GLOB (case-sensitive; *, ?, [abc]; quote it for the shell); unnamed "
+            "devices never match")
+        ->type_name("GLOB");
+    devices->add_option("--seen-since", o.seenSince, "Only devices that called home at or after T (as for events)")
+        ->type_name("T")
+        ->check(TimeValidator);
+    devices->add_option("--limit", o.limit, "At most N devices (lowest ids first); page on with --after")
+        ->type_name("N")
+        ->check(CLI::PositiveNumber.description(""));
+    devices->add_option("--after", o.after, "Only devices with an id greater than ID: the last id of the previous page")
+        ->type_name("ID")
+        ->check(CLI::PositiveNumber.description(""));
 
     auto* show = app.add_subcommand("show",
         "Show every field of one device: identity, state and who decided it when, the SSH user callhomed "
@@ -524,31 +909,44 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         "Approve a device's current key (from pending, rejected or revoked): callhomed accepts it on "
         "the device's next call home, authenticates and opens a NETCONF session; no restart needed. A "
         "device without a name needs --name");
-    approve->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
-    approve->add_option("--name", o.name, "Name the device (unique; required when it has none yet)")->type_name("NAME");
+    auto* approveDevice = approve->add_option("DEVICE", o.device, BulkDeviceHelp)->type_name("");
+    auto* approveName = approve->add_option("--name", o.name, "Name the device (unique; required when it has none yet)")
+                            ->type_name("NAME");
     approve
         ->add_option("--user", o.user,
             "SSH user callhomed authenticates as on this device (default: the one in "
             "callhomed's configuration)")
         ->type_name("USER");
+    addBulkOptions(approve, o, approveDevice);
+    approve
+        ->add_option("--name-prefix", o.namePrefix,
+            "With --all: name each unnamed device PREFIX followed by its id (edge- names device 42 edge-42); without "
+            "it, an unnamed device among the selected fails the whole decision")
+        ->type_name("PREFIX")
+        ->needs(approve->get_option("--all"))
+        ->excludes(approveName);
+    approve->add_flag("--yes,-y", o.yes, "With --all: really do it");
 
     auto* reject = app.add_subcommand("reject",
         "Reject a pending (or approved) device's identity: a running callhomed ends its live session at once, and "
         "from its next call home on closes the connection after key exchange, before authenticating, and logs a "
         "refused event");
-    reject->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    addBulkOptions(reject, o, reject->add_option("DEVICE", o.device, BulkDeviceHelp)->type_name(""));
+    reject->add_flag("--yes,-y", o.yes, "With --all: really do it");
 
     auto* revoke = app.add_subcommand("revoke",
         "Revoke an approved device's identity (e.g. a decommissioned or compromised device): a running callhomed "
         "ends its live session at once and refuses it before authentication from then on. 'approve' re-admits it");
-    revoke->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    addBulkOptions(revoke, o, revoke->add_option("DEVICE", o.device, BulkDeviceHelp)->type_name(""));
+    revoke->add_flag("--yes,-y", o.yes, "With --all: really do it");
 
     auto* forget = app.add_subcommand("forget",
         "Delete a device from the inventory (its events stay in the log); a running callhomed ends its live "
         "session at once. If it calls home again it is recorded as a new pending device. Does not prompt; prints "
         "what was forgotten");
-    forget->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
-    forget->add_flag("--yes,-y", o.yes, "Accepted for scripts; callhomectl never prompts");
+    addBulkOptions(forget, o, forget->add_option("DEVICE", o.device, BulkDeviceHelp)->type_name(""));
+    forget->add_flag(
+        "--yes,-y", o.yes, "With --all: really do it; for one DEVICE accepted for scripts (callhomectl never prompts)");
 
     auto* rename = app.add_subcommand("rename", "Give a device a new name (names are unique)");
     rename->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
@@ -567,11 +965,12 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->type_name("");
 
     auto* expect = app.add_subcommand("expect",
-        "Pre-provision TLS devices from shipping data (IEEE 802.1AR): a device whose certificate chain verifies to "
-        "MANUFACTURER's trust anchor and carries SERIAL is accepted on its first call home, with no approve step. "
-        "Either one device (--serial, --manufacturer, optional --name) or a whole file (--csv). All or nothing: on any "
-        "error nothing is imported. Importing the same data again changes nothing. Prints the pre-provisioned "
-        "devices");
+        "Pre-provision devices so that callhomed accepts them on their first call home, with no approve step. TLS "
+        "(IEEE 802.1AR): a device whose certificate chain verifies to MANUFACTURER's trust anchor and carries SERIAL; "
+        "one device (--serial, --manufacturer, optional --name) or shipping data (--csv). SSH: a host key by its "
+        "fingerprint (--fingerprint, --name, optional --user) or every key of an OpenSSH known_hosts file "
+        "(--known-hosts). All or nothing: on any error nothing is imported. Importing the same data again changes "
+        "nothing. Prints the pre-provisioned devices");
     auto* serialOpt
         = expect->add_option("--serial", o.serial, "The device's serial number as in its IDevID certificate")
               ->type_name("SERIAL");
@@ -589,6 +988,57 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->excludes(serialOpt)
         ->excludes(manufacturerOpt)
         ->excludes(expectNameOpt);
+    auto* fingerprintOpt
+        = expect
+              ->add_option("--fingerprint", o.fingerprint,
+                  "SSH: the device's host key fingerprint, SHA256:... as 'ssh-keygen -l -E sha256 -f KEY.pub' prints "
+                  "it on the device; needs --name")
+              ->type_name("SHA256:...")
+              ->excludes(serialOpt)
+              ->excludes(manufacturerOpt)
+              ->excludes(expect->get_option("--csv"));
+    auto* knownHostsOpt
+        = expect
+              ->add_option("--known-hosts", o.knownHostsPath,
+                  "SSH: every host key of an OpenSSH known_hosts file. A plain entry's device is named after its "
+                  "first host name ([host]:port gives host; ':' of an IPv6 address becomes '-'); a host's further "
+                  "keys get NAME-TYPE (router1-rsa). A hashed entry (|1|..., ssh-keygen -H) hides its host name: "
+                  "it is named PREFIX (--name-prefix, default host-) and the first 12 characters of its fingerprint "
+                  "('+' and '/' as '-' and '_'). @cert-authority and @revoked lines are skipped")
+              ->type_name("FILE")
+              ->excludes(serialOpt)
+              ->excludes(manufacturerOpt)
+              ->excludes(expectNameOpt)
+              ->excludes(fingerprintOpt)
+              ->excludes(expect->get_option("--csv"));
+    expect
+        ->add_option("--user", o.user,
+            "SSH: the user callhomed authenticates as on the device(s) (default: the one in callhomed's "
+            "configuration)")
+        ->type_name("USER")
+        ->excludes(serialOpt)
+        ->excludes(manufacturerOpt)
+        ->excludes(expect->get_option("--csv"));
+    expect
+        ->add_option(
+            "--name-prefix", o.hashedPrefix, "With --known-hosts: the prefix of hashed entries' generated names")
+        ->type_name("PREFIX")
+        ->needs(knownHostsOpt)
+        ->capture_default_str();
+
+    auto* import = app.add_subcommand("import",
+        "Pre-provision many devices at once, SSH and TLS, from a CSV file: one device per line, "
+        "'IDENTITY,NAME[,USER]' where IDENTITY is an SSH host key fingerprint (SHA256:...) or a TLS device's "
+        "MANUFACTURER/SERIAL, NAME its device name and USER (SSH only) the user callhomed authenticates as. An "
+        "optional first line 'identity,name,user' is a header; blank lines and lines starting with '#' are "
+        "skipped; fields with commas go in double quotes. One transaction: all or nothing, an error names the file "
+        "and line. Importing the same file again changes nothing. Prints how many devices were imported");
+    import->add_option("--csv", o.csvPath, "The file to import")->type_name("FILE")->required();
+
+    auto* check = app.add_subcommand("check",
+        "Check the whole inventory file for damage (SQLite PRAGMA quick_check and foreign keys), which the other "
+        "commands skip so that they cost the same for any inventory size; callhomed runs the check when it opens "
+        "the inventory. Exit status 1 with the first problem when it is damaged");
 
     auto* events = app.add_subcommand("events",
         "Show the event log, oldest first: call-home attempts (pending, accepted, refused, handshake "
@@ -602,15 +1052,26 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             "relative to now: 15m, 2h, 7d")
         ->type_name("T")
         ->check(TimeValidator);
-    events->add_option("--limit", o.limit, "Only the newest N events (still printed oldest first)")
+    events
+        ->add_option("--limit", o.limit,
+            "Only the newest N events (still printed oldest first); with --after, the first N after ID")
         ->type_name("N")
+        ->check(CLI::PositiveNumber.description(""));
+    events
+        ->add_option("--after", o.after,
+            "Only events with an id greater than ID (paging: the last id printed; ids increase in the order events "
+            "were recorded)")
+        ->type_name("ID")
         ->check(CLI::PositiveNumber.description(""));
 
     auto* stationKey = app.add_subcommand("station-key",
         "Print the management station's SSH public key in authorized_keys format: add it to each "
         "device's NETCONF user so that callhomed can authenticate. callhomed generates the key on "
         "its first start; this command never creates it");
-    stationKey->add_option("--key", o.keyPath, "The station's private key file; default: STATE-DIR/station-key")
+    stationKey
+        ->add_option("--key", o.keyPath,
+            "The station's private key file; default: the configuration's ssh/key-file with --config, else "
+            "STATE-DIR/station-key")
         ->type_name("PATH");
 
     auto* blocked = app.add_subcommand("blocked",
@@ -628,6 +1089,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->type_name("")
         ->check(SourceValidator);
 
+    Remote remote(app); // the subcommands that talk to a running callhomed (lib/cli/Remote.h)
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -643,14 +1106,55 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         err << Program << ": " << message << " (see " << Program << " --help)" << std::endl;
         return ExitUsage;
     }
-    if (expect->parsed() && o.csvPath.empty() && (o.serial.empty() || o.manufacturer.empty())) {
-        err << Program << ": expect needs --serial and --manufacturer, or --csv FILE (see " << Program
-            << " expect --help)" << std::endl;
+    auto usage = [&](const std::string& message, const std::string& sub) {
+        err << Program << ": " << message << " (see " << Program << " " << sub << " --help)" << std::endl;
         return ExitUsage;
+    };
+    if (expect->parsed() && o.csvPath.empty() && o.fingerprint.empty() && o.knownHostsPath.empty()
+        && (o.serial.empty() || o.manufacturer.empty())) {
+        return usage(
+            "expect needs --serial and --manufacturer, --csv FILE, --fingerprint SHA256:... or --known-hosts FILE",
+            "expect");
+    }
+    if (expect->parsed() && !o.fingerprint.empty() && o.name.empty()) {
+        return usage("expect --fingerprint needs --name", "expect");
+    }
+    for (auto* sub : { approve, reject, revoke, forget }) {
+        if (sub->parsed() && !o.all && o.device.empty()) {
+            return usage(
+                sub->get_name() + " needs DEVICE, or --all (with filters) for a bulk decision", sub->get_name());
+        }
+    }
+    if (approve->parsed() && o.all && !o.name.empty()) {
+        return usage("approve --all gives no single --name; --name-prefix names the unnamed devices", "approve");
+    }
+    // callhomed's configuration decides where its files are, as it does for callhomed; explicit options still win.
+    if (!o.configPath.empty()) {
+        try {
+            config::Overrides overrides;
+            if (stateDirOption->count() > 0) {
+                overrides.stateDir = o.stateDir;
+            }
+            if (dbOption->count() > 0) {
+                overrides.inventoryPath = o.db;
+            }
+            auto cfg = config::load(o.configPath, overrides);
+            o.stateDir = cfg.stateDir;
+            o.db = cfg.inventoryPath;
+            o.configKeyFile = cfg.sshKeyFile;
+            o.configSocket = cfg.control.socket;
+        } catch (const std::exception& e) {
+            err << Program << ": " << printable(e.what()) << std::endl;
+            return ExitFailure;
+        }
     }
 
+    if (remote.parsed()) {
+        return remote.run(o.stateDir, o.configSocket, o.json, out, err);
+    }
     std::ostringstream buffer;
-    Command command(o, buffer);
+    // The listings stream to `out` as they read; a failure part way (a database error) leaves what was printed.
+    Command command(o, buffer, out);
     try {
         const std::pair<CLI::App*, void (Command::*)()> dispatch[] = {
             { devices, &Command::devices },
@@ -662,6 +1166,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { rename, &Command::rename },
             { rekey, &Command::rekey },
             { expect, &Command::expect },
+            { import, &Command::import },
+            { check, &Command::check },
             { events, &Command::events },
             { stationKey, &Command::stationKey },
             { blocked, &Command::blocked },
@@ -675,7 +1181,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     } catch (const std::exception& e) {
         // Library errors (callhome::Error) are already worded for operators; anything else (filesystem, bad_alloc)
         // still gets exactly one line and no partial output.
-        err << Program << ": " << oneLine(e.what()) << std::endl;
+        err << Program << ": " << printable(e.what()) << std::endl;
         return ExitFailure;
     }
     out << buffer.str() << std::flush;

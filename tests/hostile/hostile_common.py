@@ -248,6 +248,19 @@ class NetconfDevice:
             if answer:
                 self.send(ok_reply(mid))
 
+    def read_until_rpc(self):
+        """Reads until the first <rpc> other than <close-session> (marker rpc-received); False on EOF first."""
+        while not self.closed:
+            msg = self.read_message()
+            if msg is None:
+                continue
+            if b"close-session" in msg:
+                self.status.mark("close-session-received")
+                continue
+            self.status.mark("rpc-received")
+            return True
+        return False
+
     def drain(self):
         """Reads and discards whatever is there right now; records a <close-session> but does not answer."""
         while True:

@@ -24,6 +24,7 @@ MODES = [
     "huge-message",
     "no-close-reply",
     "no-keepalive-reply",
+    "drop-on-rpc",
 ]
 
 
@@ -192,6 +193,13 @@ def main():
                 dev.huge(args.huge_size)
             elif args.mode == "no-close-reply":
                 dev.serve(answer=False)
+            elif args.mode == "drop-on-rpc":
+                if dev.read_until_rpc():
+                    # the whole SSH connection goes, in the middle of the station's request
+                    t.close()
+                    sock.close()
+                    status.mark("dropped", "on the first rpc")
+                    return 0
             else:  # normal, no-keepalive-reply
                 dev.serve(answer=True)
                 if args.mode == "normal" and not dev.closed:
