@@ -17,6 +17,7 @@ int main(int argc, char** argv)
         "approved device. Runs on embedded defaults without --config.",
         "callhomed"
     };
+    app.set_version_flag("--version", std::string("callhomed ") + CALLHOME_VERSION);
     std::optional<std::string> configFile;
     callhome::config::Overrides overrides;
     std::string logLevel = "info";

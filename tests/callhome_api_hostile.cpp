@@ -131,3 +131,26 @@ TEST_CASE("control API: a device that never answers gives the timeout; its sessi
     // and the good device still answers
     CHECK(call(f, "GET", deviceUrl("good", "data")).status == 200);
 }
+
+TEST_CASE("control API: a reply over limits/max-message is an error, and the session ends (a stream cannot skip it)")
+{
+    CallhomeFixture f;
+    f.config.maxMessage = 1024 * 1024;
+    startWithApi(f);
+    HostilePeer peer(f.dir, HostileKind::Ssh, HostilePeerOptions { .authorizedKeyLine = f.daemon->stationPublicKey() });
+    auto& attempt = approvedHostile(f, peer, "bigmouth", "huge-reply"); // answers with 100 MB
+    auto id = f.inventory().findByFingerprint(peer.hostKeyFingerprint())->id;
+
+    auto r = call(f, "POST", deviceUrl("bigmouth", "rpc"), kGet, { { "Content-Type", "application/xml" } });
+    INFO(r.body << "\n" << attempt.describe());
+    CHECK(r.status == 502);
+    auto doc = bodyJson(r);
+    CHECK(doc["error"] == "reply-too-large");
+    CHECK_THAT(doc["message"].get<std::string>(), Catch::Contains("1048576"));
+    CHECK(attempt.has("huge-started"));
+    f.waitForSessions(0);
+    f.waitForEvent(EventKind::SessionClosed, id);
+    CHECK_FALSE(f.inventory().findById(id)->connected);
+    auto metrics = call(f, "GET", "/v1/metrics");
+    CHECK_THAT(metrics.body, Catch::Contains("callhome_rpcs_total{outcome=\"reply-too-large\"} 1"));
+}

@@ -174,9 +174,35 @@ TEST_CASE("callhomed refuses bad input with one clear line and exit 1")
     CHECK_THAT(r.err, Catch::Contains("garbage.db"));
     CHECK(readFile(dir.file("garbage.db")) == "this is not a database, but it is a file someone cares about\n");
 
+    for (const auto& binary : { kCallhomed, kCallhomectl }) {
+        r = runCommand(dir, { binary, "--version" });
+        CHECK(r.status == 0);
+        CHECK_THAT(r.out, Catch::StartsWith(binary.substr(binary.rfind('/') + 1) + " " + CALLHOME_TEST_VERSION));
+    }
+
     r = runCommand(dir, { kCallhomed, "--help" });
     CHECK(r.status == 0);
     for (const char* opt : { "--config", "--state-dir", "--db", "--listen", "--log-level" }) {
         CHECK_THAT(r.out, Catch::Contains(opt));
     }
+}
+
+TEST_CASE("a second callhomed with the same listener id on the same inventory refuses to start")
+{
+    TempDir dir("callhome-e2e-twice");
+    Daemon first(dir);
+    DumpLogsOnFailure dump { first };
+    auto r = runCommand(dir, { kCallhomed, "--state-dir", dir.file("state"), "--listen", "ssh:127.0.0.1:0" });
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("another callhomed") && Catch::Contains("listener id"));
+    CHECK(first.process->running());
+    // a different listener id on the same inventory is another instance, and may run
+    writeFile(dir.file("other.json"), R"({"callhome-config:callhome": {"listener-id": "second"}})");
+    Process second(ProcessSpec { { kCallhomed, "--config", dir.file("other.json"), "--state-dir", dir.file("state"),
+                                     "--listen", "ssh:127.0.0.1:0", "--control-socket", dir.file("second.sock") },
+        dir.file("second.out"), dir.file("second.log") });
+    waitFor(
+        [&] { return readFileIfExists(dir.file("second.log")).find("listening for call home") != std::string::npos; },
+        10s, "the second instance listening");
+    CHECK(second.running());
 }

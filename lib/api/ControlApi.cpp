@@ -494,7 +494,7 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
         }
         if (parts.size() == 4) {
             const auto& what = parts[3];
-            static const std::set<std::string> decisions { "approve", "reject", "revoke", "forget", "rename" };
+            static const std::set<std::string> decisions { "approve", "reject", "revoke", "forget", "rename", "rekey" };
             if (decisions.count(what)) {
                 post ? decide(request, exchange, ref, what) : wrongMethod("POST");
                 return;
@@ -641,11 +641,15 @@ void ControlApi::decide(
     };
     auto name = optString("name");
     auto user = optString("user");
+    auto fingerprint = optString("fingerprint");
     if (action == "rename" && !name) {
         throw BadRequest("bad-request", "rename needs {\"name\": NEWNAME}");
     }
+    if (action == "rekey" && !fingerprint) {
+        throw BadRequest("bad-request", "rekey needs {\"fingerprint\": the pending device with the new key}");
+    }
     auto who = request->peer.describe();
-    onInventory(exchange, [this, exchange, ref, action, name, user, who](inventory::Inventory& inv) {
+    onInventory(exchange, [exchange, ref, action, name, user, fingerprint, who](inventory::Inventory& inv) {
         auto d = inv.resolve(ref);
         inventory::Device result;
         if (action == "approve") {
@@ -657,13 +661,14 @@ void ControlApi::decide(
         } else if (action == "forget") {
             inv.forget(d.id);
             result = d;
+        } else if (action == "rekey") {
+            result = inv.rekey(d.id, inv.resolve(*fingerprint).id);
         } else {
             result = inv.rename(d.id, *name);
         }
         log::get(log::Main)->info("control API: {} {} #{} ({})", who, action, d.id, d.name.value_or("unnamed"));
         // The registry notices decisions by polling the inventory; a live session of a device no longer approved
         // ends then (within its poll interval), as with callhomectl.
-        (void)this;
         exchange->respond(jsonResponse(cli::toJson(result)));
     });
 }

@@ -844,6 +844,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
                    "effect on the device's next call home, without restarting callhomed.",
         Program };
     app.fallthrough();
+    app.set_version_flag("--version", std::string(Program) + " " + CALLHOME_VERSION);
     app.require_subcommand(1);
     app.footer("Global options (--state-dir DIR, --db PATH, --socket PATH, --json) may be given before or after the "
                "subcommand. sessions, rpc, get, get-config, edit-config, notifications, watch and close talk to a "
@@ -1096,6 +1097,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e, out, err);
     } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e, out, err);
+    } catch (const CLI::CallForVersion& e) {
         return app.exit(e, out, err);
     } catch (const CLI::ParseError& e) {
         std::string message = oneLine(e.what());

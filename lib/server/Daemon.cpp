@@ -1,4 +1,5 @@
 #include "server/Daemon.h"
+#include "common/Error.h"
 #include "common/Log.h"
 #include "identity/Identity.h"
 #include "identity/TrustStore.h"
@@ -14,12 +15,17 @@
 #include "server/WorkerPool.h"
 #include "transport/StationKey.h"
 #include "transport/TlsHandshake.h"
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace callhome::server {
 namespace {
@@ -62,6 +68,38 @@ rlim_t raiseFileLimit()
     return rl.rlim_cur;
 }
 
+/**
+ * Holds an exclusive lock, for the process's lifetime, on INVENTORY.listener-ID.lock: a second callhomed with the
+ * same listener id on the same inventory would silently drop the first one's sessions (each records its own), so it
+ * refuses to start instead. flock() ends with the process, so a crash never leaves a stale lock behind.
+ */
+UniqueFd lockListener(const std::string& inventoryPath, const std::string& listenerId)
+{
+    std::string safe;
+    for (char c : listenerId) {
+        safe += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
+    }
+    auto path = inventoryPath + ".listener-" + safe + ".lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) {
+        throw UsageError("cannot create the listener lock " + path + ": " + std::strerror(errno));
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        std::string holder;
+        char buf[32] = {};
+        if (::pread(fd.get(), buf, sizeof buf - 1, 0) > 0) {
+            holder = std::string(" (pid ") + std::strtok(buf, "\n") + ")";
+        }
+        throw UsageError("another callhomed" + holder + " runs with listener id '" + listenerId + "' on the inventory "
+            + inventoryPath + "; give each instance its own listener-id (the lock is " + path + ")");
+    }
+    auto pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
+        log::get(log::Main)->debug("could not write the pid into {}", path);
+    }
+    return fd;
+}
+
 TimePoint toSystem(SteadyClock::time_point t)
 {
     return now() + std::chrono::duration_cast<TimePoint::duration>(t - SteadyClock::now());
@@ -87,6 +125,7 @@ Daemon::Daemon(config::Config config)
 
     m_runtime = std::make_unique<netconf::Runtime>();
     m_inventory = inventory::openSqlite(m_config.inventoryPath);
+    m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
     logger->info("inventory {}", m_config.inventoryPath);
     std::vector<identity::CertToNameRule> rules;
     if (m_config.hasTls()) {

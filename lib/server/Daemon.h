@@ -1,4 +1,5 @@
 #pragma once
+#include "common/UniqueFd.h"
 #include "config/Config.h"
 #include "inventory/Types.h"
 #include "server/Connection.h"
@@ -78,6 +79,7 @@ private:
     void syncBlocks();
 
     config::Config m_config;
+    UniqueFd m_listenerLock; ///< one callhomed per listener id and inventory
     std::string m_stationPublicKey;
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;

@@ -258,6 +258,7 @@ class NetconfDevice:
                 self.status.mark("close-session-received")
                 continue
             self.status.mark("rpc-received")
+            self.last_rpc = msg
             return True
         return False
 
@@ -316,9 +317,10 @@ class NetconfDevice:
                 self.status.mark("flood-ended", str(sent))
                 return
 
-    def huge(self, size):
+    def huge(self, size, msg_id=b"1"):
         """One rpc-reply of `size` bytes at full speed (one chunk in 1.1 framing), then normal service."""
-        head = b'<rpc-reply xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><data>'
+        head = (b'<rpc-reply xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="' + msg_id
+                + b'"><data>')
         tail = b"</data></rpc-reply>"
         filler = size - len(head) - len(tail)
         self.status.mark("huge-started", str(size))

@@ -25,6 +25,7 @@ MODES = [
     "no-close-reply",
     "no-keepalive-reply",
     "drop-on-rpc",
+    "huge-reply",
 ]
 
 
@@ -191,6 +192,10 @@ def main():
                 dev.flood()
             elif args.mode == "huge-message":
                 dev.huge(args.huge_size)
+            elif args.mode == "huge-reply":
+                # the answer to the station's first request, of --huge-size bytes
+                if dev.read_until_rpc():
+                    dev.huge(args.huge_size, (hc.message_id(dev.last_rpc) or "1").encode())
             elif args.mode == "no-close-reply":
                 dev.serve(answer=False)
             elif args.mode == "drop-on-rpc":
