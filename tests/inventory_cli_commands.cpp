@@ -1,3 +1,4 @@
+#include "CliRun.h"
 #include "ScratchDir.h"
 #include "cli/Cli.h"
 #include "common/Time.h"
@@ -19,52 +20,16 @@ using nlohmann::json;
 
 using callhome::test::ScratchDir;
 
+using callhome::test::CliResult;
+using callhome::test::ctl;
+using callhome::test::lines;
+using callhome::test::requireOneLineError;
+
 namespace {
 const std::string FpEdge = "SHA256:edgeKey1aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z";
 const std::string FpNew = "SHA256:newKey2aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA";
 const std::string FpAmb1 = "SHA256:AAAAx3aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zB";
 const std::string FpAmb2 = "SHA256:AAAAy4aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zC";
-
-struct Result {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-Result ctl(std::vector<std::string> args)
-{
-    args.insert(args.begin(), "callhomectl");
-    std::vector<char*> argv;
-    for (auto& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::ostringstream out, err;
-    int code = cli::run(static_cast<int>(args.size()), argv.data(), out, err);
-    return { code, out.str(), err.str() };
-}
-
-/** A failed command: non-zero, nothing on stdout, exactly one "callhomectl: ..." line on stderr. */
-void requireOneLineError(const Result& r, const std::string& mentions)
-{
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.code != 0);
-    REQUIRE(r.out.empty());
-    REQUIRE(r.err.rfind("callhomectl: ", 0) == 0);
-    REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-    REQUIRE(r.err.back() == '\n');
-    REQUIRE_THAT(r.err, Catch::Contains(mentions, Catch::CaseSensitive::No));
-}
-
-std::vector<std::string> lines(const std::string& text)
-{
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
-    }
-    return out;
-}
 
 struct Fixture {
     ScratchDir dir;
@@ -78,7 +43,7 @@ struct Fixture {
         inv = inventory::openSqlite(db);
     }
 
-    Result run(std::vector<std::string> args)
+    CliResult run(std::vector<std::string> args)
     {
         args.insert(args.begin(), { "--state-dir", state });
         return ctl(std::move(args));

@@ -1,6 +1,7 @@
 // callhomectl at fleet scale (issue 8): streamed listings equal to the old output, filters and paging, import,
 // expect --fingerprint / --known-hosts (keys and files made by OpenSSH's ssh-keygen), bulk decisions, the prefix
 // rule, escaped peer text, time range errors, check, --config. run() is called in-process.
+#include "CliRun.h"
 #include "ScratchDir.h"
 #include "cli/Cli.h"
 #include "cli/Json.h"
@@ -26,45 +27,12 @@ using inventory::DeviceState;
 using inventory::Transport;
 using nlohmann::json;
 
+using callhome::test::CliResult;
+using callhome::test::ctl;
+using callhome::test::lines;
+using callhome::test::requireOneLineError;
+
 namespace {
-struct Result {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-Result ctl(std::vector<std::string> args)
-{
-    args.insert(args.begin(), "callhomectl");
-    std::vector<char*> argv;
-    for (auto& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::ostringstream out, err;
-    int code = cli::run(static_cast<int>(args.size()), argv.data(), out, err);
-    return { code, out.str(), err.str() };
-}
-
-void requireOneLineError(const Result& r, const std::string& mentions)
-{
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.code != 0);
-    REQUIRE(r.out.empty());
-    REQUIRE(r.err.rfind("callhomectl: ", 0) == 0);
-    REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-    REQUIRE_THAT(r.err, Catch::Contains(mentions, Catch::CaseSensitive::No));
-}
-
-std::vector<std::string> lines(const std::string& text)
-{
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
-    }
-    return out;
-}
 
 /** A well-formed SSH fingerprint, distinct per n. */
 std::string fp(int n)
@@ -100,7 +68,7 @@ struct Fixture {
         inv = inventory::openSqlite(db);
     }
 
-    Result run(std::vector<std::string> args)
+    CliResult run(std::vector<std::string> args)
     {
         args.insert(args.begin(), { "--state-dir", state });
         return ctl(std::move(args));

@@ -351,6 +351,22 @@ std::optional<Response> rpcErrorResponse(const std::string& reply, const std::st
     }
     return error(statusForTag(first.tag), "rpc-error", message, extra);
 }
+/**
+ * Answers `exchange` when the outcome is not a plain reply (timeout, transport error, ...) or the reply is an
+ * <rpc-error>; true when it did (the caller is done), false when the reply is the caller's to answer.
+ */
+bool answeredFailure(const std::shared_ptr<Exchange>& exchange, const RpcOutcome& o, const std::string& device)
+{
+    if (o.kind != RpcOutcome::Kind::Reply) {
+        exchange->respond(failure(o, device));
+        return true;
+    }
+    if (auto e = rpcErrorResponse(o.reply, device, {})) {
+        exchange->respond(std::move(*e));
+        return true;
+    }
+    return false;
+}
 } // namespace
 
 struct ControlApi::EventFollower {
@@ -708,12 +724,7 @@ void ControlApi::rpc(const RequestPtr& request, const ExchangePtr& exchange, con
     call(m_http->context(), m_daemon.metrics(), session, exchange, operation, timeout,
         [exchange, session, operation, wantJson](RpcOutcome o) {
             auto device = deviceLabel(*session);
-            if (o.kind != RpcOutcome::Kind::Reply) {
-                exchange->respond(failure(o, device));
-                return;
-            }
-            if (auto e = rpcErrorResponse(o.reply, device, {})) {
-                exchange->respond(std::move(*e));
+            if (answeredFailure(exchange, o, device)) {
                 return;
             }
             if (!wantJson) {
@@ -759,12 +770,7 @@ void ControlApi::data(const RequestPtr& request, const ExchangePtr& exchange, co
     call(m_http->context(), m_daemon.metrics(), session, exchange, operation, timeout,
         [exchange, session, wantXml](RpcOutcome o) {
             auto device = deviceLabel(*session);
-            if (o.kind != RpcOutcome::Kind::Reply) {
-                exchange->respond(failure(o, device));
-                return;
-            }
-            if (auto e = rpcErrorResponse(o.reply, device, {})) {
-                exchange->respond(std::move(*e));
+            if (answeredFailure(exchange, o, device)) {
                 return;
             }
             auto content = replyData(o.reply);
