@@ -475,8 +475,12 @@ std::string Peer::describe() const
         return "unknown peer";
     }
     std::string out = "uid " + std::to_string(*uid);
-    if (auto* pw = ::getpwuid(*uid)) {
-        out += std::string(" (") + pw->pw_name + ")";
+    // getpwuid_r: API threads describe peers concurrently.
+    passwd pw {};
+    passwd* found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(*uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+        out += std::string(" (") + found->pw_name + ")";
     }
     if (pid) {
         out += " pid " + std::to_string(*pid);
