@@ -1,8 +1,12 @@
 #pragma once
 // callhomectl run in-process (cli::run) by the CLI tests, and the checks they share.
+#include "ScratchDir.h"
 #include "cli/Cli.h"
+#include "inventory/Inventory.h"
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -50,4 +54,24 @@ inline std::vector<std::string> lines(const std::string& text)
     }
     return out;
 }
+/** A fresh inventory in a scratch state directory, and callhomectl run against it. */
+struct CliInventory {
+    ScratchDir dir;
+    std::string state = (dir.path / "state").string();
+    std::string db = (dir.path / "state" / "inventory.db").string();
+    std::unique_ptr<inventory::Inventory> inv;
+
+    CliInventory()
+    {
+        std::filesystem::create_directories(state);
+        inv = inventory::openSqlite(db);
+    }
+
+    /** callhomectl with --state-dir of this inventory before `args`. */
+    CliResult run(std::vector<std::string> args)
+    {
+        args.insert(args.begin(), { "--state-dir", state });
+        return ctl(std::move(args));
+    }
+};
 } // namespace callhome::test

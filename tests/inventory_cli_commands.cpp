@@ -31,23 +31,7 @@ const std::string FpNew = "SHA256:newKey2aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA";
 const std::string FpAmb1 = "SHA256:AAAAx3aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zB";
 const std::string FpAmb2 = "SHA256:AAAAy4aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zC";
 
-struct Fixture {
-    ScratchDir dir;
-    std::string state = (dir.path / "state").string();
-    std::string db = (dir.path / "state" / "inventory.db").string();
-    std::unique_ptr<inventory::Inventory> inv;
-
-    Fixture()
-    {
-        fs::create_directories(state);
-        inv = inventory::openSqlite(db);
-    }
-
-    CliResult run(std::vector<std::string> args)
-    {
-        args.insert(args.begin(), { "--state-dir", state });
-        return ctl(std::move(args));
-    }
+struct Fixture : callhome::test::CliInventory {
 
     /** edge-7 approved at 192.0.2.7, then a new key from the same address (pending, flagged). */
     std::pair<int64_t, int64_t> edgeAndReplacement()

@@ -56,23 +56,7 @@ std::string shell(const std::string& command)
     return out;
 }
 
-struct Fixture {
-    ScratchDir dir;
-    std::string state = (dir.path / "state").string();
-    std::string db = (dir.path / "state" / "inventory.db").string();
-    std::unique_ptr<inventory::Inventory> inv;
-
-    Fixture()
-    {
-        fs::create_directories(state);
-        inv = inventory::openSqlite(db);
-    }
-
-    CliResult run(std::vector<std::string> args)
-    {
-        args.insert(args.begin(), { "--state-dir", state });
-        return ctl(std::move(args));
-    }
+struct Fixture : callhome::test::CliInventory {
 
     /** A small realistic inventory: approved, pending (one flagged), rejected, TLS expected and called. */
     void populate()
