@@ -1084,6 +1084,6 @@ void ControlApi::pollEvents()
 
 void ControlApi::metrics(const ExchangePtr& exchange)
 {
-    exchange->respond(okResponse(m_daemon.metrics().scrape(), "text/plain; version=0.0.4"));
+    exchange->respond(okResponse(m_daemon.metricsText(), "text/plain; version=0.0.4"));
 }
 } // namespace callhome::api

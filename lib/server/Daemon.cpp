@@ -215,9 +215,15 @@ Admission& Daemon::admission()
 
 Metrics& Daemon::metrics()
 {
+    return *m_metrics;
+}
+
+std::string Daemon::metricsText()
+{
+    // The gauges are read when scraped, not kept current on every change.
     m_metrics->setGauges(static_cast<double>(m_admission->inFlight()), static_cast<double>(m_registry->size()),
         static_cast<double>(connections()));
-    return *m_metrics;
+    return m_metrics->scrape();
 }
 
 void Daemon::reloadTrustStore()

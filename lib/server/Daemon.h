@@ -61,7 +61,10 @@ public:
     netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
     Admission& admission();
+    /** Counters and histograms to update (thread-safe). */
     Metrics& metrics();
+    /** The metrics in Prometheus text format, gauges read now. */
+    std::string metricsText();
     /** The configuration in force. */
     const config::Config& config() const noexcept { return m_config; }
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
