@@ -39,7 +39,7 @@ struct Accepted;
  * callhomed: listener (admission) → event loops (handshake state machines, then each device's transport pump) →
  * identity (inventory thread) → NETCONF session (setup threads) → registry. A fixed set of named threads whatever the
  * number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2, ch-registry,
- * ch-admission.
+ * ch-admission (and the control API's, lib/api, which is started beside it).
  */
 class Daemon {
 public:
