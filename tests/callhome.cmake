@@ -1,6 +1,7 @@
 # Real peers on loopback: OpenSSH sshd + yuma123 netconfd, libnetconf2's call-home server.
 callhome_add_test(NAME callhome_ssh SOURCES callhome_ssh.cpp CallhomeFixture.cpp
     LIBS callhome-api callhome-server callhome-test-harness)
+add_dependencies(callhome_ssh callhomectl)
 set_tests_properties(callhome_ssh PROPERTIES TIMEOUT 600)
 
 callhome_add_test(NAME callhome_e2e SOURCES callhome_e2e.cpp LIBS callhome-test-harness nlohmann_json::nlohmann_json)

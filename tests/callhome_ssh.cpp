@@ -1,4 +1,5 @@
 // The listener against real, independent device-side SSH servers calling home on loopback.
+#include "Binaries.h"
 #include "CallhomeFixture.h"
 #include "harness/Nc2Device.h"
 #include "harness/SshdDevice.h"
@@ -323,4 +324,28 @@ TEST_CASE("devices advertising the same module set share one YANG context")
     CHECK(f.daemon->contexts().created() == 1); // no new context: both use the pooled one
     CHECK(f.daemon->contexts().size() == 1);
     CHECK(hasCapability(*f.inventory().findById(db.id), "urn:ietf:params:netconf:base:1.1"));
+}
+
+TEST_CASE("an SSH key pre-provisioned from an OpenSSH known_hosts file is accepted on its first call home")
+{
+    CallhomeFixture f;
+    SshdDevice device(f.dir, KeyType::Ed25519, f.daemon->stationPublicKey());
+    // the line OpenSSH's ssh writes when it meets a host: "NAME TYPE BASE64"
+    writeFile(f.dir.file("known_hosts"), "edge-kh " + device.hostPublicKeyLine() + "\n");
+    auto r = runCommand(f.dir,
+        { kCallhomectl, "--db", f.config.inventoryPath, "expect", "--known-hosts", f.dir.file("known_hosts"), "--user",
+            device.user() });
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+
+    device.callHome("127.0.0.1", f.portV4()); // its first call home: no approve step
+    f.waitForSessions(1);
+    auto d = *f.inventory().findByFingerprint(device.hostKeyFingerprint());
+    CHECK(d.name == "edge-kh");
+    CHECK(d.state == DeviceState::Approved);
+    CHECK(d.decidedBy == "pre-provisioned");
+    CHECK(d.attempts == 1);
+    CHECK(d.sshUser == device.user());
+    CHECK(f.eventsOf(EventKind::Pending, d.id).empty());
+    CHECK(device.netconfSessions() == 1);
 }

@@ -38,6 +38,8 @@ public:
 
     const KeyPair& hostKey() const noexcept { return m_hostKey; }
     const std::string& hostKeyFingerprint() const noexcept { return m_hostKey.fingerprint; }
+    /** The host's public key, "TYPE BASE64 [COMMENT]" (what a known_hosts line holds after the host name). */
+    const std::string& hostPublicKeyLine() const noexcept { return m_hostKey.publicKeyLine; }
     /** The SSH user that may log in: the current user (getpwuid(getuid())). */
     const std::string& user() const noexcept { return m_user; }
     /** sshd's log (LogLevel DEBUG1), shared by all call-home attempts of this device. */
