@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <fmt/format.h>
+#include <functional>
 #include <istream>
 #include <optional>
 #include <utility>
@@ -135,10 +136,15 @@ std::vector<std::string> splitCsvRecord(const std::string& record)
     }
 }
 
-std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string& fileName)
+namespace {
+/**
+ * The line loop both CSV formats share: a UTF-8 BOM on the first line and CR line ends are dropped, blank lines and
+ * '#' comments skipped, each record split into fields and handed to `record` with its line number. An error from a
+ * line is prefixed with FILE:LINE; a read error is an error too.
+ */
+void forEachRecord(std::istream& in, const std::string& fileName,
+    const std::function<void(std::size_t line, std::vector<std::string> fields)>& record)
 {
-    std::vector<ShippingEntry> out;
-    std::optional<Columns> columns;
     std::size_t lineNumber = 0;
     for (std::string line; std::getline(in, line);) {
         ++lineNumber;
@@ -153,31 +159,7 @@ std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string
             continue;
         }
         try {
-            auto fields = splitCsvRecord(line);
-            if (!columns) {
-                if ((columns = headerColumns(fields))) {
-                    continue;
-                }
-                columns = Columns {};
-            }
-            if (columns->count == 0 ? (fields.size() < 2 || fields.size() > 3) : fields.size() != columns->count) {
-                throw UsageError(fmt::format("expected {} fields ({}), found {}",
-                    columns->count == 0 ? std::string("2 or 3") : std::to_string(columns->count),
-                    columns->count == 0 ? "serial, manufacturer, optional name" : "as in the header", fields.size()));
-            }
-            ShippingEntry entry { .line = lineNumber };
-            entry.device.serial = fields[columns->serial];
-            entry.device.manufacturer = fields[columns->manufacturer];
-            if (columns->name && *columns->name < fields.size() && !fields[*columns->name].empty()) {
-                entry.device.name = fields[*columns->name];
-            }
-            if (entry.device.serial.empty()) {
-                throw UsageError("the serial number is empty");
-            }
-            if (entry.device.manufacturer.empty()) {
-                throw UsageError("the manufacturer is empty");
-            }
-            out.push_back(std::move(entry));
+            record(lineNumber, splitCsvRecord(line));
         } catch (const UsageError& e) {
             throw UsageError(fmt::format("{}:{}: {}", fileName, lineNumber, e.what()));
         }
@@ -185,6 +167,39 @@ std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string
     if (in.bad()) {
         throw UsageError(fmt::format("{}: read error after line {}", fileName, lineNumber));
     }
+}
+} // namespace
+
+std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string& fileName)
+{
+    std::vector<ShippingEntry> out;
+    std::optional<Columns> columns;
+    forEachRecord(in, fileName, [&](std::size_t lineNumber, std::vector<std::string> fields) {
+        if (!columns) {
+            if ((columns = headerColumns(fields))) {
+                return; // the header
+            }
+            columns = Columns {};
+        }
+        if (columns->count == 0 ? (fields.size() < 2 || fields.size() > 3) : fields.size() != columns->count) {
+            throw UsageError(fmt::format("expected {} fields ({}), found {}",
+                columns->count == 0 ? std::string("2 or 3") : std::to_string(columns->count),
+                columns->count == 0 ? "serial, manufacturer, optional name" : "as in the header", fields.size()));
+        }
+        ShippingEntry entry { .line = lineNumber };
+        entry.device.serial = fields[columns->serial];
+        entry.device.manufacturer = fields[columns->manufacturer];
+        if (columns->name && *columns->name < fields.size() && !fields[*columns->name].empty()) {
+            entry.device.name = fields[*columns->name];
+        }
+        if (entry.device.serial.empty()) {
+            throw UsageError("the serial number is empty");
+        }
+        if (entry.device.manufacturer.empty()) {
+            throw UsageError("the manufacturer is empty");
+        }
+        out.push_back(std::move(entry));
+    });
     if (out.empty()) {
         throw UsageError(fileName + ": no devices in the file (expected lines of serial,manufacturer[,name])");
     }
@@ -194,65 +209,45 @@ std::vector<ShippingEntry> parseShippingData(std::istream& in, const std::string
 std::vector<ShippingEntry> parseImportData(std::istream& in, const std::string& fileName)
 {
     std::vector<ShippingEntry> out;
-    std::size_t lineNumber = 0;
     bool first = true;
-    for (std::string line; std::getline(in, line);) {
-        ++lineNumber;
-        if (lineNumber == 1 && line.starts_with(Utf8Bom)) {
-            line.erase(0, Utf8Bom.size());
+    forEachRecord(in, fileName, [&](std::size_t lineNumber, std::vector<std::string> fields) {
+        if (std::exchange(first, false) && !fields.empty()
+            && (lower(fields[0]) == "identity" || lower(fields[0]) == "fingerprint")) {
+            return; // the header
         }
-        if (!line.empty() && line.back() == '\r') {
-            line.pop_back();
+        if (fields.size() < 2 || fields.size() > 3) {
+            throw UsageError(
+                fmt::format("expected 2 or 3 fields (identity, name, optional user), found {}", fields.size()));
         }
-        auto content = trim(line);
-        if (content.empty() || content.front() == '#') {
-            continue;
+        ShippingEntry entry { .line = lineNumber };
+        const auto& identity = fields[0];
+        if (identity.empty()) {
+            throw UsageError("the identity is empty (an SSH fingerprint SHA256:... or MANUFACTURER/SERIAL)");
         }
-        try {
-            auto fields = splitCsvRecord(line);
-            if (std::exchange(first, false) && !fields.empty()
-                && (lower(fields[0]) == "identity" || lower(fields[0]) == "fingerprint")) {
-                continue;
-            }
-            if (fields.size() < 2 || fields.size() > 3) {
-                throw UsageError(
-                    fmt::format("expected 2 or 3 fields (identity, name, optional user), found {}", fields.size()));
-            }
-            ShippingEntry entry { .line = lineNumber };
-            const auto& identity = fields[0];
-            if (identity.empty()) {
-                throw UsageError("the identity is empty (an SSH fingerprint SHA256:... or MANUFACTURER/SERIAL)");
-            }
-            if (fields[1].empty()) {
-                throw UsageError("the name is empty");
-            }
-            entry.device.name = fields[1];
-            const bool ssh = identity.starts_with("SHA256:");
-            if (fields.size() == 3 && !fields[2].empty()) {
-                if (!ssh) {
-                    throw UsageError("a user is for SSH devices only; " + identity + " is a TLS device");
-                }
-                entry.device.sshUser = fields[2];
-            }
-            if (ssh) {
-                entry.device.fingerprint = identity;
-            } else {
-                auto slash = identity.find('/');
-                if (slash == std::string::npos || slash == 0 || slash + 1 == identity.size()) {
-                    throw UsageError("\"" + identity
-                        + "\" is neither an SSH fingerprint (SHA256:...) nor MANUFACTURER/SERIAL of a TLS device");
-                }
-                entry.device.manufacturer = identity.substr(0, slash);
-                entry.device.serial = identity.substr(slash + 1);
-            }
-            out.push_back(std::move(entry));
-        } catch (const UsageError& e) {
-            throw UsageError(fmt::format("{}:{}: {}", fileName, lineNumber, e.what()));
+        if (fields[1].empty()) {
+            throw UsageError("the name is empty");
         }
-    }
-    if (in.bad()) {
-        throw UsageError(fmt::format("{}: read error after line {}", fileName, lineNumber));
-    }
+        entry.device.name = fields[1];
+        const bool ssh = identity.starts_with("SHA256:");
+        if (fields.size() == 3 && !fields[2].empty()) {
+            if (!ssh) {
+                throw UsageError("a user is for SSH devices only; " + identity + " is a TLS device");
+            }
+            entry.device.sshUser = fields[2];
+        }
+        if (ssh) {
+            entry.device.fingerprint = identity;
+        } else {
+            auto slash = identity.find('/');
+            if (slash == std::string::npos || slash == 0 || slash + 1 == identity.size()) {
+                throw UsageError("\"" + identity
+                    + "\" is neither an SSH fingerprint (SHA256:...) nor MANUFACTURER/SERIAL of a TLS device");
+            }
+            entry.device.manufacturer = identity.substr(0, slash);
+            entry.device.serial = identity.substr(slash + 1);
+        }
+        out.push_back(std::move(entry));
+    });
     if (out.empty()) {
         throw UsageError(fileName + ": no devices in the file (expected lines of identity,name[,user])");
     }
