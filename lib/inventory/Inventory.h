@@ -90,6 +90,29 @@ public:
         = 0;
     /** Changes whenever any connection (this process or another) commits a write; cheap to poll. */
     virtual uint64_t changeCounter() = 0;
+    /**
+     * Runs `ops` as one write transaction: every call it makes to this inventory on this thread joins it, each in a
+     * savepoint of its own, so that a call that throws is undone alone (the exception reaches `ops`, which may catch
+     * it and go on). Commits when `ops` returns; rolls everything back and rethrows when it throws or the commit
+     * fails (e.g. DatabaseError when another process holds the write lock beyond the busy timeout).
+     */
+    virtual void writeBatch(const std::function<void()>& ops) = 0;
+    /** The change log after `seq` (oldest first, at most `limit` rows): which devices changed, not how. */
+    virtual std::vector<DeviceChange> changesAfter(int64_t seq, int64_t limit) = 0;
+    /** The newest change log position (0 when empty); a reader that loads everything starts from here. */
+    virtual int64_t lastChange() = 0;
+    /** The oldest change log position still kept (0 when empty): a reader behind it must reload everything. */
+    virtual int64_t firstChange() = 0;
+    /** Deletes change log rows older than `before` (the daemon, periodically). */
+    virtual void pruneChanges(TimePoint before) = 0;
+    /**
+     * Event retention: deletes the events older than `before` (which must be at least an hour ago; the schema's
+     * triggers refuse any other deletion) and appends one `events-pruned` event saying how many, in one transaction.
+     * Returns how many were deleted (0: nothing written).
+     */
+    virtual int64_t pruneEvents(TimePoint before) = 0;
+    /** The time of the `keep`-th newest event, if there are more than `keep` (retention by row count). */
+    virtual std::optional<TimePoint> eventTimeKeeping(int64_t keep) = 0;
 
     // --- lookups ---
     virtual std::optional<Device> findByFingerprint(const std::string& fingerprint) = 0;
@@ -159,4 +182,10 @@ std::unique_ptr<Inventory> openSqlite(const std::string& path);
  * any inventory size.
  */
 std::unique_ptr<Inventory> openSqliteExisting(const std::string& path);
+/**
+ * Makes the inventory files (the database, and its -wal and -shm while a connection has them open) mode 0640 and
+ * owned by `group`, so that its members can read the inventory (callhomectl, scripts) and nobody else. Throws
+ * DatabaseError naming the group or the file.
+ */
+void shareWithGroup(const std::string& path, const std::string& group);
 } // namespace callhome::inventory

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <string_view>
@@ -283,9 +284,15 @@ class SqliteInventory::WriteTransaction {
 public:
     WriteTransaction(SqliteInventory& inventory, Sync sync, std::string purpose)
         : m_inventory(inventory)
-        , m_sync(sync)
+        , m_sync(inventory.m_inBatch ? Sync::Normal : sync)
+        , m_nested(inventory.m_inBatch)
         , m_purpose(std::move(purpose))
     {
+        // Inside writeBatch() the batch owns the transaction; this call is a savepoint, undone alone if it fails.
+        if (m_nested) {
+            m_inventory.m_db.exec("SAVEPOINT call", m_purpose);
+            return;
+        }
         if (m_sync == Sync::Full) {
             m_inventory.m_db.exec("PRAGMA synchronous = FULL", m_purpose);
         }
@@ -302,16 +309,19 @@ public:
     ~WriteTransaction()
     {
         if (!m_done) {
-            sqlite3_exec(m_inventory.m_db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            sqlite3_exec(m_inventory.m_db.handle(), m_nested ? "ROLLBACK TO call; RELEASE call" : "ROLLBACK", nullptr,
+                nullptr, nullptr);
         }
         restoreSync();
     }
 
     void commit()
     {
-        m_inventory.m_db.exec("COMMIT", m_purpose);
+        m_inventory.m_db.exec(m_nested ? "RELEASE call" : "COMMIT", m_purpose);
         m_done = true;
-        ++m_inventory.m_ownCommits;
+        if (!m_nested) {
+            ++m_inventory.m_ownCommits;
+        }
     }
 
 private:
@@ -324,6 +334,7 @@ private:
 
     SqliteInventory& m_inventory;
     Sync m_sync;
+    bool m_nested;
     std::string m_purpose;
     bool m_done = false;
 };
@@ -610,15 +621,19 @@ void SqliteInventory::appendEvent(const Event& event)
     // (callhomectl, sqlite3, a script) ever gets a raw control character.
     e.detail = escapeControl(e.detail);
     e.deviceName = escapeControl(e.deviceName);
-    if (e.deviceId && (e.deviceName.empty() || e.fingerprint.empty())) {
+    if (e.deviceId) {
         // Callers on the listener side know the device id; the log keeps the text so it stays readable after forget.
-        if (auto d = deviceById(*e.deviceId)) {
-            if (e.deviceName.empty() && d->name) {
-                e.deviceName = *d->name;
+        // The daemon writes its records later (batched): a device forgotten meanwhile keeps its event, without the id.
+        auto exists = m_db.prepare("SELECT name, fingerprint FROM devices WHERE id = ?1", "appending an event");
+        if (exists.bind(1, *e.deviceId).step()) {
+            if (e.deviceName.empty() && !exists.isNull(0)) {
+                e.deviceName = exists.text(0);
             }
-            if (e.fingerprint.empty()) {
-                e.fingerprint = d->fingerprint;
+            if (e.fingerprint.empty() && !exists.isNull(1)) {
+                e.fingerprint = exists.text(1);
             }
+        } else {
+            e.deviceId.reset();
         }
     }
     m_db.prepare("INSERT INTO events (at, kind, device_id, device_name, connection_id, address, fingerprint, detail) "
@@ -1004,6 +1019,96 @@ uint64_t SqliteInventory::changeCounter()
     // data_version moves only for other connections' commits; our own are counted by WriteTransaction.
     auto dataVersion = m_db.queryInteger("PRAGMA data_version", "reading the change counter");
     return static_cast<uint64_t>(dataVersion) + m_ownCommits;
+}
+
+void SqliteInventory::writeBatch(const std::function<void()>& ops)
+{
+    std::lock_guard lock(m_mutex);
+    if (m_inBatch) {
+        ops(); // already inside a batch on this thread: its transaction
+        return;
+    }
+    m_db.exec("BEGIN IMMEDIATE", "starting a batch of writes");
+    m_inBatch = true;
+    try {
+        ops();
+        m_inBatch = false;
+        m_db.exec("COMMIT", "committing a batch of writes");
+        ++m_ownCommits;
+    } catch (...) {
+        m_inBatch = false;
+        sqlite3_exec(m_db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+std::vector<DeviceChange> SqliteInventory::changesAfter(int64_t seq, int64_t limit)
+{
+    std::lock_guard lock(m_mutex);
+    std::vector<DeviceChange> out;
+    auto stmt = m_db.prepare(
+        "SELECT seq, device_id FROM device_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2", "reading the change log");
+    stmt.bind(1, seq).bind(2, limit);
+    while (stmt.step()) {
+        out.push_back({ stmt.integer(0), stmt.integer(1) });
+    }
+    return out;
+}
+
+int64_t SqliteInventory::lastChange()
+{
+    std::lock_guard lock(m_mutex);
+    return m_db.queryInteger("SELECT COALESCE(MAX(seq), 0) FROM device_changes", "reading the change log");
+}
+
+int64_t SqliteInventory::firstChange()
+{
+    std::lock_guard lock(m_mutex);
+    return m_db.queryInteger("SELECT COALESCE(MIN(seq), 0) FROM device_changes", "reading the change log");
+}
+
+void SqliteInventory::pruneChanges(TimePoint before)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "pruning the change log";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    // The newest row stays, so that a reader can tell the log continues from where it was (firstChange()).
+    m_db.prepare("DELETE FROM device_changes WHERE at < ?1 AND seq < (SELECT MAX(seq) FROM device_changes)", purpose)
+        .bind(1, toMs(before))
+        .run();
+    tx.commit();
+}
+
+int64_t SqliteInventory::pruneEvents(TimePoint before)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "pruning old events";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    // The schema's delete trigger allows exactly this: events older than a cut-off present in event_pruning, which
+    // its own trigger accepts only when at least an hour old.
+    m_db.prepare("INSERT INTO event_pruning (cutoff) VALUES (?1)", purpose).bind(1, toMs(before)).run();
+    m_db.prepare("DELETE FROM events WHERE at < ?1", purpose).bind(1, toMs(before)).run();
+    const int64_t deleted = m_db.changes();
+    m_db.exec("DELETE FROM event_pruning", purpose);
+    if (deleted > 0) {
+        appendEvent({ .at = now(),
+            .kind = EventKind::EventsPruned,
+            .detail = fmt::format(
+                "retention: deleted {} event{} older than {}", deleted, deleted == 1 ? "" : "s", toIso8601(before)) });
+    }
+    tx.commit();
+    return deleted;
+}
+
+std::optional<TimePoint> SqliteInventory::eventTimeKeeping(int64_t keep)
+{
+    std::lock_guard lock(m_mutex);
+    auto stmt = m_db.prepare(
+        "SELECT at FROM events ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?1", "reading the event log's size");
+    if (!stmt.bind(1, std::max<int64_t>(keep, 0)).step()) {
+        return std::nullopt;
+    }
+    return fromMs(stmt.integer(0));
 }
 
 std::optional<Device> SqliteInventory::findByFingerprint(const std::string& fingerprint)
@@ -1581,5 +1686,30 @@ std::unique_ptr<Inventory> openSqlite(const std::string& path)
 std::unique_ptr<Inventory> openSqliteExisting(const std::string& path)
 {
     return std::make_unique<SqliteInventory>(path, SqliteInventory::Mode::ExistingOnly);
+}
+
+void shareWithGroup(const std::string& path, const std::string& group)
+{
+    std::vector<char> buffer(16384);
+    struct group entry { };
+    struct group* found = nullptr;
+    int rc;
+    while ((rc = ::getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found)) == ERANGE
+        && buffer.size() < (1u << 20)) {
+        buffer.resize(buffer.size() * 2);
+    }
+    if (rc != 0 || !found) {
+        throw DatabaseError("inventory group \"" + group + "\": " + (rc ? std::strerror(rc) : "no such group"));
+    }
+    for (const auto& file : { path, path + "-wal", path + "-shm" }) {
+        struct stat st { };
+        if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue; // -wal and -shm exist while a connection is open
+        }
+        if ((st.st_gid != found->gr_gid && ::chown(file.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
+            || ::chmod(file.c_str(), 0640) != 0) {
+            throw DatabaseError("cannot give group " + group + " read access to " + file + ": " + std::strerror(errno));
+        }
+    }
 }
 } // namespace callhome::inventory

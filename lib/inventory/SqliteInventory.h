@@ -36,6 +36,13 @@ public:
     void blockSource(const std::string& source, TimePoint since, TimePoint until, const std::string& reason,
         int64_t failures) override;
     uint64_t changeCounter() override;
+    void writeBatch(const std::function<void()>& ops) override;
+    std::vector<DeviceChange> changesAfter(int64_t seq, int64_t limit) override;
+    int64_t lastChange() override;
+    int64_t firstChange() override;
+    void pruneChanges(TimePoint before) override;
+    int64_t pruneEvents(TimePoint before) override;
+    std::optional<TimePoint> eventTimeKeeping(int64_t keep) override;
 
     std::optional<Device> findByFingerprint(const std::string& fingerprint) override;
     std::optional<Device> findById(int64_t id) override;
@@ -92,8 +99,10 @@ private:
         const Device& d, DeviceState state, EventKind kind, const std::string& detail, const char* purpose);
 
     std::string m_path;
-    std::mutex m_mutex;
+    /// recursive: writeBatch() holds it while the calls it runs take it again
+    std::recursive_mutex m_mutex;
     sqlite::Connection m_db;
     uint64_t m_ownCommits = 0;
+    bool m_inBatch = false; ///< writeBatch() owns the transaction: WriteTransaction uses savepoints
 };
 } // namespace callhome::inventory

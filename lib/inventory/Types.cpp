@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 15> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 18> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -34,6 +34,9 @@ constexpr std::array<std::pair<EventKind, const char*>, 15> eventKinds { {
     { EventKind::Blocked, "blocked" },
     { EventKind::Unblocked, "unblocked" },
     { EventKind::RefusedSummary, "refused-summary" },
+    { EventKind::PendingCapped, "pending-capped" },
+    { EventKind::EventsPruned, "events-pruned" },
+    { EventKind::WritesDropped, "writes-dropped" },
 } };
 
 template<typename Enum, std::size_t N>

@@ -115,6 +115,9 @@ enum class EventKind {
     Blocked, ///< a source (address = its key) blocked after repeated failed handshakes; detail = reason and until
     Unblocked, ///< a block lifted by an operator (callhomectl unblock); address = the source key
     RefusedSummary, ///< connections refused by admission control in one interval, counted; detail = the counts
+    PendingCapped, ///< new identities not stored in one interval because the pending caps were reached; detail = counts
+    EventsPruned, ///< the retention job deleted the events older than a cut-off; detail = how many and the cut-off
+    WritesDropped, ///< the daemon's write queue was full: records not written in one interval; detail = the counts
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);
@@ -129,6 +132,12 @@ struct Event {
     std::string address; ///< peer address, empty for operator actions
     std::string fingerprint;
     std::string detail;
+};
+
+/** One row of the change log: device `deviceId` was created, deleted, or changed state, name, identity or user. */
+struct DeviceChange {
+    int64_t seq = 0; ///< increasing; a reader keeps the last one it has seen
+    int64_t deviceId = 0;
 };
 
 /** A source that admission control blocked (RFC 8071 section 9: repeated failed handshakes). */
