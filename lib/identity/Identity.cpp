@@ -1,8 +1,15 @@
 #include "identity/Identity.h"
+#include "common/Address.h"
+#include "common/Error.h"
 #include "common/Log.h"
+#include "common/Text.h"
 #include "common/Time.h"
+#include "identity/IdentityIndex.h"
 #include "identity/TrustStore.h"
 #include "inventory/Inventory.h"
+#include "inventory/Writer.h"
+#include <algorithm>
+#include <fmt/format.h>
 #include <utility>
 
 namespace callhome::identity {
@@ -22,56 +29,278 @@ std::string toString(Verdict v)
     return "?";
 }
 
+std::string CappedCounts::describe(const PendingCaps& caps) const
+{
+    auto text = fmt::format("{} new identities not stored: pending cap reached ({} at the global cap of {}, {} at the "
+                            "cap of {} per source)",
+        total(), global, caps.global, perSource, caps.perSource);
+    if (!topSources.empty()) {
+        text += "; most from:";
+        for (size_t i = 0; i < topSources.size(); ++i) {
+            text += fmt::format("{} {} ({})", i ? "," : "", topSources[i].first, topSources[i].second);
+        }
+    }
+    return text;
+}
+
 IdentityPolicy::IdentityPolicy(inventory::Inventory& inventory, std::vector<CertToNameRule> certToName)
     : m_inventory(inventory)
     , m_certToName(std::move(certToName))
 { }
 
-Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerprint, const std::string& keyType)
+IdentityPolicy::IdentityPolicy(inventory::Inventory& inventory, IdentityIndex& index, inventory::Writer& writer,
+    PendingCaps caps, std::vector<CertToNameRule> certToName)
+    : m_inventory(inventory)
+    , m_index(&index)
+    , m_writer(&writer)
+    , m_caps(caps)
+    , m_certToName(std::move(certToName))
+{ }
+
+void IdentityPolicy::record(const inventory::Event& event)
 {
-    auto contact = m_inventory.recordContact(inventory::Transport::Ssh, fingerprint, keyType, peer.address, now());
+    if (!m_writer) {
+        m_inventory.addEvent(event);
+        return;
+    }
+    m_writer->post("recording a " + inventory::toString(event.kind) + " event", [event](inventory::Inventory& inv) {
+        inv.addEvent(event);
+        return std::function<void()> {};
+    });
+}
+
+std::optional<Decision> IdentityPolicy::capped(const Peer& peer, const std::string& what)
+{
+    if (!m_index) {
+        return std::nullopt;
+    }
+    std::string key;
+    try {
+        key = sourceKey(peer.address);
+    } catch (const UsageError&) {
+        key = peer.address;
+    }
+    const bool global = m_caps.global && m_index->pending() >= m_caps.global;
+    const bool source = !global && m_caps.perSource && m_index->pendingFrom(key) >= m_caps.perSource;
+    if (!global && !source) {
+        return std::nullopt;
+    }
+    {
+        std::lock_guard lock(m_cappedMutex);
+        ++(global ? m_capped.global : m_capped.perSource);
+        constexpr size_t maxSources = 10'000; // per interval; beyond it sources are only counted in the totals
+        if (auto it = m_cappedBySource.find(key); it != m_cappedBySource.end()) {
+            ++it->second;
+        } else if (m_cappedBySource.size() < maxSources) {
+            m_cappedBySource.emplace(key, 1);
+        }
+    }
+    auto reason = global
+        ? fmt::format("new identity not recorded: {} devices are pending approval (the cap)", m_caps.global)
+        : fmt::format("new identity not recorded: {} devices from {} are pending approval (the cap per source)",
+            m_caps.perSource, key);
+    log::get(log::Identity)->debug("[{} {}] reject {}: {}", peer.connectionId, peer.address, what, reason);
+    return Decision { Verdict::Reject, std::nullopt, reason };
+}
+
+CappedCounts IdentityPolicy::takeCapped()
+{
+    std::lock_guard lock(m_cappedMutex);
+    CappedCounts out = std::exchange(m_capped, {});
+    std::vector<std::pair<std::string, uint64_t>> sources(m_cappedBySource.begin(), m_cappedBySource.end());
+    m_cappedBySource.clear();
+    const auto top = std::min<size_t>(sources.size(), 5);
+    std::partial_sort(sources.begin(), sources.begin() + static_cast<std::ptrdiff_t>(top), sources.end(),
+        [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+    sources.resize(top);
+    out.topSources = std::move(sources);
+    return out;
+}
+
+std::optional<Decision> IdentityPolicy::fromIndexSsh(
+    const Peer& peer, const std::string& fingerprint, const std::string& keyType)
+{
+    if (!m_index) {
+        return std::nullopt;
+    }
+    auto known = m_index->byFingerprint(fingerprint);
+    // Only an approval is taken from memory. Any other state may have just been approved by an operator (the index
+    // follows within one poll), so the inventory decides those: a device approved a moment ago gets in at once.
+    if (!known || known->transport != inventory::Transport::Ssh || known->state != DeviceState::Approved) {
+        return std::nullopt;
+    }
+    // What recordContact() will store, decided now; the write follows through the writer, in order.
+    inventory::Contact contact { .device = *known };
+    auto& d = contact.device;
+    ++d.attempts;
+    d.lastAddress = peer.address;
+    if (d.keyType.empty()) {
+        d.keyType = keyType;
+    }
+    const auto at = now();
+    const auto address = peer.address;
+    m_writer->post("recording a contact from " + fingerprint, [=](inventory::Inventory& inv) {
+        inv.recordContact(inventory::Transport::Ssh, fingerprint, keyType, address, at);
+        return std::function<void()> {};
+    });
     return fromContact(peer, contact, keyType + " host key " + fingerprint);
 }
 
-Decision IdentityPolicy::decideTls(
+std::optional<Decision> IdentityPolicy::quickSsh(
+    const Peer& peer, const std::string& fingerprint, const std::string& keyType)
+{
+    return fromIndexSsh(peer, fingerprint, keyType);
+}
+
+Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerprint, const std::string& keyType)
+{
+    if (auto d = fromIndexSsh(peer, fingerprint, keyType)) {
+        return *d; // known since the quick look (the change log brought it in)
+    }
+    const auto what = keyType + " host key " + fingerprint;
+    if (m_index && !m_index->byFingerprint(fingerprint)) {
+        if (auto d = capped(peer, what)) {
+            return *d;
+        }
+    }
+    auto record = [=, address = peer.address, at = now()](inventory::Inventory& inv) {
+        return inv.recordContact(inventory::Transport::Ssh, fingerprint, keyType, address, at);
+    };
+    auto contact = m_writer ? m_writer->call<inventory::Contact>("recording a contact from " + fingerprint, record)
+                            : record(m_inventory);
+    if (m_index) {
+        m_index->putIfAbsent(contact.device);
+    }
+    return fromContact(peer, contact, what);
+}
+
+IdentityPolicy::TlsCheck IdentityPolicy::checkTls(
     const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore)
 {
+    TlsCheck out;
     ChainVerdict chain;
     try {
         chain = trustStore.verify(presented);
     } catch (const CertificateError& e) {
-        return refuse(peer, "", std::string("unusable certificate: ") + e.what());
+        out.refusal = refuse(peer, "", std::string("unusable certificate: ") + e.what());
+        return out;
     }
     if (chain.kind == ChainVerdict::Kind::Invalid) {
         std::string fp;
         try {
             fp = presented.empty() ? "" : inspect(presented.front()).fingerprint;
         } catch (const CertificateError&) { }
-        return refuse(peer, fp, chain.reason);
+        out.refusal = refuse(peer, fp, chain.reason);
+        return out;
     }
     const auto& leaf = chain.chain.front();
-    inventory::TlsIdentity id;
+    auto& id = out.identity;
     id.fingerprint = leaf.fingerprint;
     id.subject = leaf.subject;
     id.issuer = leaf.issuer;
-    std::string what;
     if (chain.kind == ChainVerdict::Kind::Verified) {
         id.manufacturer = chain.manufacturer->name;
         try {
             id.serial = deviceSerial(leaf, chain.manufacturer->serialSource);
         } catch (const CertificateError& e) {
-            return refuse(peer, leaf.fingerprint, e.what());
+            out.refusal = refuse(peer, leaf.fingerprint, e.what());
+            return out;
         }
-        what = "IDevID " + id.manufacturer + "/" + id.serial;
+        out.what = "IDevID " + id.manufacturer + "/" + id.serial;
     } else {
-        what = "self-signed certificate " + id.fingerprint;
+        out.what = "self-signed certificate " + id.fingerprint;
     }
     id.derivedName = certToName(m_certToName, chain.chain);
-    auto contact = m_inventory.recordTlsContact(id, peer.address, now());
-    if (!chain.warning.empty()) {
-        warnRateLimited(peer, what, chain.warning);
+    out.warning = chain.warning;
+    return out;
+}
+
+std::optional<Decision> IdentityPolicy::fromIndexTls(const Peer& peer, const TlsCheck& check)
+{
+    if (!m_index) {
+        return std::nullopt;
     }
-    return fromContact(peer, contact, what, chain.warning);
+    const auto& id = check.identity;
+    // The inventory stores the certificate's text escaped, and matches the serial escaped.
+    const auto serial = escapeControl(id.serial);
+    std::optional<inventory::Device> known;
+    if (!serial.empty()) {
+        known = m_index->bySerial(id.manufacturer, serial);
+    }
+    if (!known) {
+        known = m_index->byFingerprint(id.fingerprint);
+        // Found by fingerprint, first seen with a serial now: recordTlsContact() adopts the serial. Let it decide.
+        if (known && !serial.empty() && known->serial.empty()) {
+            return std::nullopt;
+        }
+    }
+    // An SSH fingerprint, or an unnamed device that cert-to-name would name: the inventory decides (and refuses or
+    // names it), so that the session carries the name.
+    if (!known || known->transport != inventory::Transport::Tls || known->state != DeviceState::Approved
+        || (id.derivedName && !known->name)) {
+        return std::nullopt;
+    }
+    inventory::Contact contact { .device = *known };
+    auto& d = contact.device;
+    ++d.attempts;
+    d.lastAddress = peer.address;
+    d.fingerprint = id.fingerprint;
+    const auto at = now();
+    const auto address = peer.address;
+    m_writer->post("recording a TLS contact from " + check.what, [=](inventory::Inventory& inv) {
+        inv.recordTlsContact(id, address, at);
+        return std::function<void()> {};
+    });
+    if (!check.warning.empty()) {
+        warnRateLimited(peer, check.what, check.warning);
+    }
+    return fromContact(peer, contact, check.what, check.warning);
+}
+
+std::optional<Decision> IdentityPolicy::quickTls(
+    const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore)
+{
+    if (!m_index) {
+        return std::nullopt;
+    }
+    auto check = checkTls(peer, presented, trustStore);
+    if (check.refusal) {
+        return check.refusal;
+    }
+    return fromIndexTls(peer, check);
+}
+
+Decision IdentityPolicy::decideTls(
+    const Peer& peer, const std::vector<x509_st*>& presented, const TrustStore& trustStore)
+{
+    auto check = checkTls(peer, presented, trustStore);
+    if (check.refusal) {
+        return *check.refusal;
+    }
+    if (auto d = fromIndexTls(peer, check)) {
+        return *d;
+    }
+    const auto serial = escapeControl(check.identity.serial);
+    const bool known = m_index
+        && ((!serial.empty() && m_index->bySerial(check.identity.manufacturer, serial))
+            || m_index->byFingerprint(check.identity.fingerprint));
+    if (m_index && !known) {
+        // A pre-provisioned (manufacturer, serial) is in the index, so an expected device is never capped.
+        if (auto d = capped(peer, check.what)) {
+            return *d;
+        }
+    }
+    auto record = [id = check.identity, address = peer.address, at = now()](
+                      inventory::Inventory& inv) { return inv.recordTlsContact(id, address, at); };
+    auto contact = m_writer ? m_writer->call<inventory::Contact>("recording a TLS contact from " + check.what, record)
+                            : record(m_inventory);
+    if (m_index) {
+        m_index->putIfAbsent(contact.device);
+    }
+    if (!check.warning.empty()) {
+        warnRateLimited(peer, check.what, check.warning);
+    }
+    return fromContact(peer, contact, check.what, check.warning);
 }
 
 void IdentityPolicy::warnRateLimited(const Peer& peer, const std::string& what, const std::string& warning)
@@ -101,7 +330,7 @@ void IdentityPolicy::warnRateLimited(const Peer& peer, const std::string& what, 
 
 Decision IdentityPolicy::refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason)
 {
-    m_inventory.addEvent(inventory::Event { .at = now(),
+    record(inventory::Event { .at = now(),
         .kind = EventKind::Refused,
         .connectionId = peer.connectionId,
         .address = peer.address,
@@ -129,7 +358,7 @@ Decision IdentityPolicy::fromContact(
         d.verdict = Verdict::Pending;
         d.reason = contact.created ? "first contact, awaiting approval" : "awaiting approval";
         if (dev.sameAddressAs) {
-            auto known = m_inventory.findById(*dev.sameAddressAs);
+            auto known = m_index ? m_index->byId(*dev.sameAddressAs) : m_inventory.findById(*dev.sameAddressAs);
             std::string knownName = known && known->name ? *known->name : "#" + std::to_string(*dev.sameAddressAs);
             d.reason += "; new identity from the last address of known device " + knownName;
             if (dev.transport == inventory::Transport::Ssh) {
@@ -151,7 +380,7 @@ Decision IdentityPolicy::fromContact(
     if (!note.empty()) {
         d.reason += "; " + note;
     }
-    m_inventory.addEvent(inventory::Event { .at = now(),
+    record(inventory::Event { .at = now(),
         .kind = kind,
         .deviceId = dev.id,
         .deviceName = dev.name.value_or(""),
