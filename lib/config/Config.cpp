@@ -192,6 +192,7 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
     c.inventoryPath = overrides.inventoryPath
         ? *overrides.inventoryPath
         : get("inventory").value_or((fs::path(c.stateDir) / "inventory.db").string());
+    c.inventoryGroup = get("inventory-group");
     c.listenerId = get("listener-id").value_or(hostName());
     c.sshUser = get("ssh/user").value_or("netconf");
     if (auto k = get("ssh/key-file")) {
@@ -229,7 +230,11 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         a.failureWindow = std::chrono::seconds(number("failure-window", 60));
         a.blockDuration = std::chrono::seconds(number("block-duration", 600));
         a.summaryInterval = std::chrono::seconds(number("summary-interval", 10));
+        a.maxPending = number("max-pending", a.maxPending);
+        a.maxPendingPerSource = number("max-pending-per-source", a.maxPendingPerSource);
     }
+    c.retention.eventMaxAge = std::chrono::days(std::stoul(get("retention/event-max-age").value_or("90")));
+    c.retention.eventMaxRows = std::stoull(get("retention/event-max-rows").value_or("0"));
 
     {
         auto& k = c.control;

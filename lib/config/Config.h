@@ -56,6 +56,14 @@ struct AdmissionSettings {
     std::chrono::seconds failureWindow { 60 };
     std::chrono::seconds blockDuration { 600 };
     std::chrono::seconds summaryInterval { 10 };
+    uint32_t maxPending = 10'000; ///< devices pending approval in all; 0 = no cap
+    uint32_t maxPendingPerSource = 100; ///< pending devices last seen at one source key; 0 = no cap
+};
+
+/** The `retention` container: how long the event log keeps history. */
+struct RetentionSettings {
+    std::chrono::days eventMaxAge { 90 }; ///< 0 = no age limit
+    uint64_t eventMaxRows = 0; ///< 0 = no row limit
 };
 
 /** The `control` container: the control API (lib/api). */
@@ -81,6 +89,7 @@ struct Config {
     std::vector<Endpoint> listen;
     std::string stateDir = "state";
     std::string inventoryPath; ///< resolved: explicit or <stateDir>/inventory.db
+    std::optional<std::string> inventoryGroup; ///< files 0640 with this group instead of 0600
     std::string listenerId; ///< resolved: explicit or host name
     std::string sshUser = "netconf";
     std::string sshKeyFile; ///< resolved: explicit or <stateDir>/station-key
@@ -96,6 +105,7 @@ struct Config {
     size_t maxMessage = 64 * 1024 * 1024;
     size_t maxContexts = 64;
     AdmissionSettings admission;
+    RetentionSettings retention;
     ControlSettings control;
     std::vector<std::string> yangSearchDirs;
     std::optional<std::string> trustStore; ///< required when any endpoint is tls

@@ -236,6 +236,11 @@ void Connection::handshakeStep()
             auto peer = identity::Peer { m_id, m_address };
             auto key = m_ssh->hostKey();
             auto* policy = m_services.identity;
+            // A known identity is decided here from memory; only a new one waits for the inventory.
+            if (auto d = policy->quickSsh(peer, key.fingerprint, key.keyType)) {
+                decided(std::move(*d));
+                return;
+            }
             decide([=] { return policy->decideSsh(peer, key.fingerprint, key.keyType); });
             return;
         }
@@ -255,6 +260,10 @@ void Connection::handshakeStep()
             auto store = m_services.trustStore();
             auto peer = identity::Peer { m_id, m_address };
             auto* policy = m_services.identity;
+            if (auto d = policy->quickTls(peer, m_tlsHandshake->peerChain(), *store)) {
+                decided(std::move(*d));
+                return;
+            }
             decide([=] {
                 std::vector<x509_st*> presented;
                 for (const auto& c : *chain) {
@@ -888,9 +897,8 @@ void Connection::maybeEstablished()
         .channel = channel(loop, token) });
     auto* registry = m_services.registry;
     auto registryToken = m_registryToken;
-    // The inventory thread keeps add and ended in order; the session's records never wait here.
-    m_services.inventory->trySubmit(
-        [registry, registryToken, live] { registry->add(registryToken, std::move(*live)); });
+    // One thread keeps add and ended in order; the registry queues the records to the writer, never waits on them.
+    m_services.sessions->trySubmit([registry, registryToken, live] { registry->add(registryToken, std::move(*live)); });
 }
 
 void Connection::submitRpc(std::shared_ptr<RpcCall> call)
@@ -1305,7 +1313,7 @@ void Connection::finish(const std::string& reason, bool failure, bool destructin
     if (m_registered) {
         auto* registry = m_services.registry;
         auto token = m_registryToken;
-        if (!m_services.inventory->trySubmit([registry, token, reason] { registry->ended(token, reason); })) {
+        if (!m_services.sessions->trySubmit([registry, token, reason] { registry->ended(token, reason); })) {
             registry->ended(token, reason);
         }
     } else {

@@ -54,10 +54,12 @@ struct Services {
     std::function<std::shared_ptr<const identity::TrustStore>()> trustStore;
     transport::TlsClientContext* tls = nullptr;
     netconf::ContextPool* contexts = nullptr;
-    /** One thread, FIFO: identity decisions, registry add/end and event writes (everything that waits on SQLite). */
+    /** One thread, FIFO: identity decisions on new identities (they wait for their inventory record). */
     WorkerPool* inventory = nullptr;
     /** YANG context builds and nc_connect_inout: CPU only. */
     WorkerPool* setup = nullptr;
+    /// one thread: SessionRegistry add/ended in order, off the loops (freeing a libnetconf2 session may wait on locks)
+    WorkerPool* sessions = nullptr;
     SessionRegistry* registry = nullptr;
     Metrics* metrics = nullptr;
     /** A handshake ended (admission's per-source accounting); `failed` when it ended in a transport failure. */

@@ -2,9 +2,11 @@
 #include "common/Error.h"
 #include "common/Log.h"
 #include "identity/Identity.h"
+#include "identity/IdentityIndex.h"
 #include "identity/TrustStore.h"
 #include "identity/TrustStoreHolder.h"
 #include "inventory/Inventory.h"
+#include "inventory/Writer.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
 #include "server/Admission.h"
@@ -125,8 +127,19 @@ Daemon::Daemon(config::Config config)
 
     m_runtime = std::make_unique<netconf::Runtime>();
     m_inventory = inventory::openSqlite(m_config.inventoryPath);
+    if (m_config.inventoryGroup) {
+        inventory::shareWithGroup(m_config.inventoryPath, *m_config.inventoryGroup);
+    }
     m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
-    logger->info("inventory {}", m_config.inventoryPath);
+    // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
+    m_writer = std::make_unique<inventory::Writer>(inventory::openSqliteExisting(m_config.inventoryPath));
+    m_index = std::make_unique<identity::IdentityIndex>();
+    {
+        auto t = SteadyClock::now();
+        m_index->load(*m_inventory);
+        logger->info("inventory {}: {} devices ({} pending) indexed in {} ms", m_config.inventoryPath, m_index->size(),
+            m_index->pending(), std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count());
+    }
     std::vector<identity::CertToNameRule> rules;
     if (m_config.hasTls()) {
         m_trustStore = std::make_unique<identity::TrustStoreHolder>(
@@ -138,11 +151,13 @@ Daemon::Daemon(config::Config config)
             rules.push_back({ r.id, r.fingerprint, identity::mapTypeFromString(r.mapType), r.name });
         }
     }
-    m_identity = std::make_unique<identity::IdentityPolicy>(*m_inventory, std::move(rules));
+    m_identity = std::make_unique<identity::IdentityPolicy>(*m_inventory, *m_index, *m_writer,
+        identity::PendingCaps { m_config.admission.maxPending, m_config.admission.maxPendingPerSource },
+        std::move(rules));
     m_contexts = std::make_unique<netconf::ContextPool>(
         m_config.yangSearchDirs, (fs::path(m_config.stateDir) / "yang-cache").string(), m_config.maxContexts);
     m_registry = std::make_unique<SessionRegistry>(
-        *m_inventory, SessionRegistry::Options { .listenerId = m_config.listenerId });
+        *m_inventory, *m_writer, *m_index, SessionRegistry::Options { .listenerId = m_config.listenerId });
 
     auto nofile = raiseFileLimit();
     auto limits = admissionLimits(m_config.admission, nofile);
@@ -154,6 +169,7 @@ Daemon::Daemon(config::Config config)
 
     m_inventoryWorker = std::make_unique<WorkerPool>(1, limits.maxHandshakes * 4 + 4096, "ch-inventory");
     m_setupWorkers = std::make_unique<WorkerPool>(2, limits.maxHandshakes * 2 + 1024, "ch-setup");
+    m_sessionWorker = std::make_unique<WorkerPool>(1, limits.maxHandshakes * 4 + 65536, "ch-sessions");
     m_services.limits = ConnectionLimits {
         .schemaFetch = m_config.schemaFetchTimeout,
         .close = m_config.closeTimeout,
@@ -170,6 +186,7 @@ Daemon::Daemon(config::Config config)
     m_services.contexts = m_contexts.get();
     m_services.inventory = m_inventoryWorker.get();
     m_services.setup = m_setupWorkers.get();
+    m_services.sessions = m_sessionWorker.get();
     m_services.registry = m_registry.get();
     m_services.metrics = m_metrics.get();
     m_services.handshakeEnded = [this](const std::string& address, bool failed) { handshakeEnded(address, failed); };
@@ -206,6 +223,16 @@ SessionRegistry& Daemon::registry()
 inventory::Inventory& Daemon::inventory()
 {
     return *m_inventory;
+}
+
+inventory::Writer& Daemon::writer()
+{
+    return *m_writer;
+}
+
+identity::IdentityIndex& Daemon::identityIndex()
+{
+    return *m_index;
 }
 
 Admission& Daemon::admission()
@@ -246,6 +273,7 @@ void Daemon::start()
 {
     // After a crash or kill -9, sessions this listener recorded are gone: nobody is connected until they call again.
     m_inventory->listenerStarted(m_config.listenerId, now());
+    m_writer->start();
     syncBlocks();
     m_registry->start();
     for (auto& l : m_loops) {
@@ -289,8 +317,15 @@ void Daemon::stop()
     if (m_setupWorkers) {
         m_setupWorkers->stop();
     }
+    if (m_sessionWorker) {
+        m_sessionWorker->stop();
+    }
     if (m_registry) {
         m_registry->stop("listener shutting down");
+    }
+    if (m_writer) {
+        // What is queued gets written, waiting up to one busy timeout for a lock held elsewhere.
+        m_writer->stop(std::chrono::seconds(5));
     }
     if (m_inventory) {
         try {
@@ -338,12 +373,9 @@ void Daemon::handshakeEnded(const std::string& address, bool failed)
     }
     log::get(log::Listener)->warn("blocking {} for {} s: {}", block->key, block->duration.count(), block->reason);
     auto until = toSystem(block->until);
-    m_inventoryWorker->trySubmit([this, block = *block, until] {
-        try {
-            m_inventory->blockSource(block.key, now(), until, block.reason, block.failures);
-        } catch (const std::exception& e) {
-            log::get(log::Inventory)->error("recording the block of {}: {}", block.key, e.what());
-        }
+    m_writer->post("recording the block of " + block->key, [block = *block, until, at = now()](auto& inv) {
+        inv.blockSource(block.key, at, until, block.reason, block.failures);
+        return std::function<void()> {};
     });
 }
 
@@ -375,13 +407,54 @@ void Daemon::recordFailure(const std::string& connectionId, const std::string& a
         .address = address,
         .fingerprint = device ? device->fingerprint : fingerprint,
         .detail = reason };
-    m_inventoryWorker->trySubmit([this, event] {
-        try {
-            m_inventory->addEvent(event);
-        } catch (const std::exception& e) {
-            log::get(log::Inventory)
-                ->error("[{} {}] recording a failed handshake: {}", event.connectionId, event.address, e.what());
+    postEvent(event);
+}
+
+void Daemon::postEvent(const inventory::Event& event)
+{
+    m_writer->post("recording a " + inventory::toString(event.kind) + " event", [event](inventory::Inventory& inv) {
+        inv.addEvent(event);
+        return std::function<void()> {};
+    });
+}
+
+void Daemon::prune(SteadyClock::time_point t)
+{
+    if (t >= m_nextChangePrune) {
+        m_nextChangePrune = t + std::chrono::minutes(1);
+        // The change log only has to outlive the registry's poll (250 ms); ten minutes covers any stall.
+        m_writer->post("pruning the change log", [](inventory::Inventory& inv) {
+            inv.pruneChanges(now() - std::chrono::minutes(10));
+            return std::function<void()> {};
+        });
+    }
+    const auto& r = m_config.retention;
+    if (t < m_nextRetention || (r.eventMaxAge.count() == 0 && r.eventMaxRows == 0)) {
+        return;
+    }
+    m_nextRetention = t + std::chrono::hours(1);
+    m_writer->post("event retention", [r](inventory::Inventory& inv) {
+        const auto at = now();
+        std::optional<TimePoint> cutoff;
+        if (r.eventMaxAge.count() > 0) {
+            cutoff = at - std::chrono::duration_cast<TimePoint::duration>(r.eventMaxAge);
         }
+        if (r.eventMaxRows > 0) {
+            if (auto keepFrom = inv.eventTimeKeeping(static_cast<int64_t>(r.eventMaxRows))) {
+                cutoff = std::max(cutoff.value_or(*keepFrom), *keepFrom);
+            }
+        }
+        // The schema refuses to delete the last hour; so does this.
+        const auto newest = at - std::chrono::hours(1);
+        if (cutoff && *cutoff > newest) {
+            cutoff = newest;
+        }
+        if (cutoff) {
+            if (auto n = inv.pruneEvents(*cutoff); n > 0) {
+                log::get(log::Inventory)->info("retention: deleted {} events older than {}", n, toIso8601(*cutoff));
+            }
+        }
+        return std::function<void()> {};
     });
 }
 
@@ -418,6 +491,7 @@ void Daemon::housekeeping()
             if (m_trustStore) {
                 m_trustStore->reloadIfChanged(); // a few stat() calls; CRLs and anchors replaced on disk apply live
             }
+            prune(SteadyClock::now());
             if (SteadyClock::now() >= nextSummary) {
                 nextSummary = SteadyClock::now() + interval;
                 auto summary = m_admission->takeSummary();
@@ -432,8 +506,18 @@ void Daemon::housekeeping()
                         text += "; " + std::to_string(suppressed) + " failed handshakes not logged one by one";
                     }
                     log::get(log::Listener)->warn("admission: {}", text);
-                    m_inventory->addEvent(
-                        inventory::Event { .at = now(), .kind = inventory::EventKind::RefusedSummary, .detail = text });
+                    postEvent({ .at = now(), .kind = inventory::EventKind::RefusedSummary, .detail = text });
+                }
+                if (auto capped = m_identity->takeCapped(); capped.total() > 0) {
+                    auto text = capped.describe(m_identity->caps());
+                    log::get(log::Identity)->warn("{}", text);
+                    postEvent({ .at = now(), .kind = inventory::EventKind::PendingCapped, .detail = text });
+                }
+                if (auto dropped = m_writer->takeDropped(); dropped > 0) {
+                    auto text = std::to_string(dropped) + " inventory records not written: the write queue was full ("
+                        + std::to_string(m_writer->stats().queued) + " waiting)";
+                    log::get(log::Inventory)->error("{}", text);
+                    postEvent({ .at = now(), .kind = inventory::EventKind::WritesDropped, .detail = text });
                 }
             }
         } catch (const std::exception& e) {

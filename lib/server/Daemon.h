@@ -13,8 +13,10 @@
 
 namespace callhome::inventory {
 class Inventory;
-}
+class Writer;
+} // namespace callhome::inventory
 namespace callhome::identity {
+class IdentityIndex;
 class IdentityPolicy;
 class TrustStoreHolder;
 } // namespace callhome::identity
@@ -37,9 +39,10 @@ struct Accepted;
 
 /**
  * callhomed: listener (admission) → event loops (handshake state machines, then each device's transport pump) →
- * identity (inventory thread) → NETCONF session (setup threads) → registry. A fixed set of named threads whatever the
- * number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2, ch-registry,
- * ch-admission (and the control API's, lib/api, which is started beside it).
+ * identity (from memory on the loop for known identities; the inventory thread for new ones) → NETCONF session (setup
+ * threads) → registry. Every record goes through one writer (ch-writer, batched). A fixed set of named threads
+ * whatever the number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2,
+ * ch-sessions, ch-registry, ch-admission, ch-writer (and the control API's, lib/api, which is started beside it).
  */
 class Daemon {
 public:
@@ -60,6 +63,9 @@ public:
     SessionRegistry& registry();
     netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
+    /** The daemon's one inventory writer (its records: contacts, events, sessions, heartbeats). */
+    inventory::Writer& writer();
+    identity::IdentityIndex& identityIndex();
     Admission& admission();
     /** Counters and histograms to update (thread-safe). */
     Metrics& metrics();
@@ -80,12 +86,17 @@ private:
         const std::optional<inventory::Device>& device, const std::string& fingerprint);
     void housekeeping();
     void syncBlocks();
+    /** Event retention and change-log pruning (queued to the writer); `t` is the housekeeping tick. */
+    void prune(std::chrono::steady_clock::time_point t);
+    void postEvent(const inventory::Event& event);
 
     config::Config m_config;
     UniqueFd m_listenerLock; ///< one callhomed per listener id and inventory
     std::string m_stationPublicKey;
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;
+    std::unique_ptr<inventory::Writer> m_writer;
+    std::unique_ptr<identity::IdentityIndex> m_index;
     std::unique_ptr<identity::TrustStoreHolder> m_trustStore;
     std::unique_ptr<transport::TlsClientContext> m_tlsContext;
     std::unique_ptr<identity::IdentityPolicy> m_identity;
@@ -95,6 +106,7 @@ private:
     std::unique_ptr<Metrics> m_metrics;
     std::unique_ptr<WorkerPool> m_inventoryWorker;
     std::unique_ptr<WorkerPool> m_setupWorkers;
+    std::unique_ptr<WorkerPool> m_sessionWorker;
     Services m_services;
     std::vector<std::unique_ptr<EventLoop>> m_loops;
     std::unique_ptr<Listener> m_listener;
@@ -109,5 +121,7 @@ private:
     std::condition_variable m_housekeepingWake;
     bool m_housekeepingStop = false;
     std::thread m_housekeeping;
+    std::chrono::steady_clock::time_point m_nextRetention {};
+    std::chrono::steady_clock::time_point m_nextChangePrune {};
 };
 } // namespace callhome::server

@@ -1,14 +1,19 @@
 #include "server/SessionRegistry.h"
 #include "common/Log.h"
+#include "identity/IdentityIndex.h"
 #include "inventory/Inventory.h"
+#include "inventory/Writer.h"
 #include "netconf/Session.h"
 #include <pthread.h>
 
 namespace callhome::server {
 using Clock = std::chrono::steady_clock;
 
-SessionRegistry::SessionRegistry(inventory::Inventory& inventory, Options options)
+SessionRegistry::SessionRegistry(
+    inventory::Inventory& inventory, inventory::Writer& writer, identity::IdentityIndex& index, Options options)
     : m_inventory(inventory)
+    , m_writer(writer)
+    , m_index(index)
     , m_options(std::move(options))
 { }
 
@@ -45,20 +50,29 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
     if (previous) {
         previous->close("replaced by a new call home from the device");
     }
-    try {
-        m_inventory.sessionOpened(live->deviceId, m_options.listenerId, live->start, live->session->capabilities());
-        m_inventory.addEvent(inventory::Event { .at = now(),
-            .kind = inventory::EventKind::SessionOpened,
-            .deviceId = live->deviceId,
-            .deviceName = live->deviceName,
-            .connectionId = live->connectionId,
-            .address = live->address,
-            .fingerprint = live->fingerprint,
-            .detail = "NETCONF " + live->session->version() + " session " + std::to_string(live->session->sessionId())
-                + ", " + std::to_string(live->session->capabilities().size()) + " capabilities" });
-    } catch (const std::exception& e) {
-        log::get(log::Inventory)->error("recording {}'s session: {}", live->deviceName, e.what());
-    }
+    // An operator's decision that reached the index after this device was admitted: the monitor may have looked at
+    // the held sessions before this one was added, so look here too.
+    enforce(*live, m_index.byId(live->deviceId));
+    inventory::Event opened { .at = now(),
+        .kind = inventory::EventKind::SessionOpened,
+        .deviceId = live->deviceId,
+        .deviceName = live->deviceName,
+        .connectionId = live->connectionId,
+        .address = live->address,
+        .fingerprint = live->fingerprint,
+        .detail = "NETCONF " + live->session->version() + " session " + std::to_string(live->session->sessionId())
+            + ", " + std::to_string(live->session->capabilities().size()) + " capabilities" };
+    m_writer.post("recording " + live->deviceName + "'s session",
+        [deviceId = live->deviceId, listener = m_options.listenerId, start = live->start,
+            capabilities = live->session->capabilities(), opened](inventory::Inventory& inv) {
+            try {
+                inv.sessionOpened(deviceId, listener, start, capabilities);
+            } catch (const inventory::NotFound&) {
+                // forgotten since: the session is being closed; its event is still history
+            }
+            inv.addEvent(opened);
+            return std::function<void()> {};
+        });
     m_changed.notify_all();
 }
 
@@ -88,21 +102,23 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
     live->session->close(); // the pump has closed its end: libnetconf2 finds the transport gone at once
     log::get(log::Netconf)
         ->info("[{} {}] session with {} closed: {}", live->connectionId, live->address, live->deviceName, reason);
-    try {
-        if (!deviceHasNewer) {
-            m_inventory.sessionClosed(live->deviceId, m_options.listenerId);
-        }
-        m_inventory.addEvent(inventory::Event { .at = now(),
-            .kind = inventory::EventKind::SessionClosed,
-            .deviceId = live->deviceId,
-            .deviceName = live->deviceName,
-            .connectionId = live->connectionId,
-            .address = live->address,
-            .fingerprint = live->fingerprint,
-            .detail = reason });
-    } catch (const std::exception& e) {
-        log::get(log::Inventory)->error("recording the end of {}'s session: {}", live->deviceName, e.what());
-    }
+    inventory::Event closed { .at = now(),
+        .kind = inventory::EventKind::SessionClosed,
+        .deviceId = live->deviceId,
+        .deviceName = live->deviceName,
+        .connectionId = live->connectionId,
+        .address = live->address,
+        .fingerprint = live->fingerprint,
+        .detail = reason };
+    m_writer.post("recording the end of " + live->deviceName + "'s session",
+        [deviceId = live->deviceId, listener = m_options.listenerId, deviceHasNewer, closed](
+            inventory::Inventory& inv) {
+            if (!deviceHasNewer) {
+                inv.sessionClosed(deviceId, listener);
+            }
+            inv.addEvent(closed);
+            return std::function<void()> {};
+        });
     m_changed.notify_all();
 }
 
@@ -126,31 +142,22 @@ bool SessionRegistry::waitEmpty(std::chrono::milliseconds timeout)
     return m_changed.wait_for(lock, timeout, [this] { return m_sessions.empty(); });
 }
 
-void SessionRegistry::reconcile()
+void SessionRegistry::enforce(const LiveSession& live, const std::optional<inventory::Device>& device)
 {
-    std::vector<std::pair<int64_t, std::shared_ptr<LiveSession>>> held;
-    {
-        std::lock_guard lock(m_mutex);
-        for (const auto& [token, live] : m_sessions) {
-            held.emplace_back(live->deviceId, live);
-        }
+    if (!device) {
+        live.close("device forgotten by operator");
+    } else if (device->state == inventory::DeviceState::Revoked) {
+        live.close("identity revoked by operator");
+    } else if (device->state != inventory::DeviceState::Approved) {
+        live.close("device " + inventory::toString(device->state) + " by operator");
     }
-    if (held.empty()) {
-        return;
-    }
-    // One query for all: every call-home attempt changes the inventory, so this runs often under load.
-    std::map<int64_t, inventory::DeviceState> states;
-    for (auto& d : m_inventory.devices()) {
-        states.emplace(d.id, d.state);
-    }
-    for (const auto& [deviceId, live] : held) {
-        auto it = states.find(deviceId);
-        if (it == states.end()) {
-            live->close("device forgotten by operator");
-        } else if (it->second == inventory::DeviceState::Revoked) {
-            live->close("identity revoked by operator");
-        } else if (it->second != inventory::DeviceState::Approved) {
-            live->close("device " + inventory::toString(it->second) + " by operator");
+}
+
+void SessionRegistry::followChanges()
+{
+    for (const auto& [deviceId, device] : m_index.follow(m_inventory)) {
+        if (auto live = find(deviceId)) {
+            enforce(*live, device);
         }
     }
 }
@@ -178,13 +185,13 @@ void SessionRegistry::run()
             if (t >= nextPoll) {
                 nextPoll = t + m_options.inventoryPoll;
                 if (auto c = m_inventory.changeCounter(); c != lastChange) {
+                    followChanges();
                     lastChange = c;
-                    reconcile();
                 }
             }
             if (t >= nextHeartbeat) {
                 nextHeartbeat = t + m_options.heartbeatInterval;
-                m_inventory.heartbeat(m_options.listenerId, now());
+                m_writer.heartbeat(m_options.listenerId, now());
             }
         } catch (const std::exception& e) {
             // An unavailable inventory must not take held sessions down; try again on the next tick.

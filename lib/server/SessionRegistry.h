@@ -1,6 +1,7 @@
 #pragma once
 #include "common/Time.h"
 #include "common/UniqueFd.h"
+#include "inventory/Types.h"
 #include "server/DeviceApi.h"
 #include <atomic>
 #include <chrono>
@@ -9,12 +10,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace callhome::inventory {
 class Inventory;
+class Writer;
+} // namespace callhome::inventory
+namespace callhome::identity {
+class IdentityIndex;
 }
 namespace callhome::netconf {
 class Session;
@@ -40,19 +46,26 @@ struct LiveSession {
 
 /**
  * The sessions we hold, by device. It never touches a device's network: connections (on the event loops) report
- * sessions up and down (add/ended, both called on the one inventory thread, in order), and the registry asks a
- * connection to close by message. Its monitor thread beats the listener's heartbeat into the inventory and closes
- * the sessions of devices an operator revoked, rejected or forgot (it polls the inventory's change counter, so
- * callhomectl needs no channel to the daemon).
+ * sessions up and down (add/ended, both called on the one ch-sessions thread, in order), and the registry asks a
+ * connection to close by message. Their records, and the listener's heartbeat, go to the inventory writer (queued,
+ * batched: a locked inventory delays the records, never a session).
+ *
+ * Its monitor thread follows the inventory: when the change counter moves it reads the change log (which devices
+ * changed, written by the schema's triggers whoever the writer was), refreshes those devices in the identity index,
+ * and closes the sessions of devices an operator revoked, rejected or forgot — work proportional to the changes, not
+ * to the inventory, and callhomectl needs no channel to the daemon. add() checks the index too, so a session that
+ * comes up just after its device was revoked is closed by one check or the other.
  */
 class SessionRegistry {
 public:
     struct Options {
         std::string listenerId;
         std::chrono::milliseconds heartbeatInterval { 5000 };
-        std::chrono::milliseconds inventoryPoll { 250 };
+        std::chrono::milliseconds inventoryPoll { 100 };
     };
-    SessionRegistry(inventory::Inventory& inventory, Options options);
+    /** `inventory` is read (the change log), `writer` takes the records, `index` is kept current. */
+    SessionRegistry(
+        inventory::Inventory& inventory, inventory::Writer& writer, identity::IdentityIndex& index, Options options);
     ~SessionRegistry();
     SessionRegistry(const SessionRegistry&) = delete;
     SessionRegistry& operator=(const SessionRegistry&) = delete;
@@ -81,9 +94,14 @@ public:
 
 private:
     void run();
-    void reconcile();
+    /** Applies the change log to the index and to the held sessions. */
+    void followChanges();
+    /** Closes `live` unless `device` (nullopt: forgotten) is approved. */
+    static void enforce(const LiveSession& live, const std::optional<inventory::Device>& device);
 
     inventory::Inventory& m_inventory;
+    inventory::Writer& m_writer;
+    identity::IdentityIndex& m_index;
     Options m_options;
     mutable std::mutex m_mutex;
     std::condition_variable m_changed;
