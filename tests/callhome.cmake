@@ -57,3 +57,9 @@ set_tests_properties(callhome_api_hostile PROPERTIES TIMEOUT 180)
 callhome_add_test(NAME callhome_api_sim SOURCES callhome_api_sim.cpp ${CALLHOME_API_TEST_SOURCES}
     LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
 set_tests_properties(callhome_api_sim PROPERTIES TIMEOUT 180)
+
+# The station under inventory pressure (issue 8): a foreign write lock (the sqlite3 shell), kill -9 mid-write.
+callhome_add_test(NAME callhome_fleet SOURCES callhome_fleet.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_fleet callhomed callhomectl)
+set_tests_properties(callhome_fleet PROPERTIES TIMEOUT 180)

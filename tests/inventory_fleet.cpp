@@ -6,6 +6,7 @@
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include <catch2/catch.hpp>
+#include <grp.h>
 #include <sys/stat.h>
 
 using namespace callhome;
@@ -309,4 +310,25 @@ TEST_CASE("escapeControl")
     REQUIRE(escapeControl(once) == once);
     REQUIRE(!needsEscape(once));
     REQUIRE(needsEscape("\x1b"));
+}
+
+TEST_CASE("with a configured group the inventory files are 0640 and the group's")
+{
+    ScratchDir dir;
+    const auto path = (dir.path / "shared.db").string();
+    struct group* g = ::getgrgid(::getegid()); // a group this process may give files to
+    REQUIRE(g);
+    const std::string groupName = g->gr_name;
+    auto inv = openSqlite(path);
+    inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now());
+    shareWithGroup(path, groupName);
+    for (const auto& file : { path, path + "-wal", path + "-shm" }) {
+        INFO(file);
+        CHECK(modeOf(file) == 0640);
+        struct stat st { };
+        REQUIRE(::stat(file.c_str(), &st) == 0);
+        CHECK(st.st_gid == ::getegid());
+    }
+    CHECK_THROWS_WITH(shareWithGroup(path, "no-such-group-callhome"),
+        Catch::Contains("inventory group \"no-such-group-callhome\"") && Catch::Contains("no such group"));
 }

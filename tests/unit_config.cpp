@@ -220,3 +220,35 @@ TEST_CASE("admission settings")
         }
     }
 }
+
+TEST_CASE("pending caps, event retention and the inventory group")
+{
+    SECTION("defaults")
+    {
+        auto c = load(std::nullopt, {});
+        CHECK(c.admission.maxPending == 10'000);
+        CHECK(c.admission.maxPendingPerSource == 100);
+        CHECK(c.retention.eventMaxAge == std::chrono::days(90));
+        CHECK(c.retention.eventMaxRows == 0);
+        CHECK_FALSE(c.inventoryGroup);
+    }
+
+    SECTION("a file sets them")
+    {
+        TempFile f(R"({"callhome-config:callhome": {"inventory-group": "netops",
+            "admission": {"max-pending": 0, "max-pending-per-source": 5},
+            "retention": {"event-max-age": 0, "event-max-rows": "1000000"}}})");
+        auto c = load(f.path.string(), {});
+        CHECK(c.admission.maxPending == 0);
+        CHECK(c.admission.maxPendingPerSource == 5);
+        CHECK(c.retention.eventMaxAge == std::chrono::days(0));
+        CHECK(c.retention.eventMaxRows == 1'000'000);
+        CHECK(c.inventoryGroup == "netops");
+    }
+
+    SECTION("out of range")
+    {
+        TempFile f(R"({"callhome-config:callhome": {"retention": {"event-max-age": 40000}}})");
+        CHECK_THROWS_WITH(load(f.path.string(), {}), Catch::Contains("event-max-age"));
+    }
+}
