@@ -6,7 +6,7 @@ add_dependencies(package_install callhomed callhomectl callhome-sim callhome-doc
 set_tests_properties(package_install PROPERTIES TIMEOUT 120)
 
 callhome_add_test(NAME package_docs SOURCES package_docs.cpp LIBS callhome-test-harness PkgConfig::LIBYANG)
-add_dependencies(package_docs callhomed callhomectl)
+add_dependencies(package_docs callhomed callhomectl callhome-sim)
 
 callhome_add_test(NAME package_completion SOURCES package_completion.cpp
     LIBS callhome-test-harness callhome-inventory)

@@ -43,7 +43,7 @@ if [ "$mode" = build ]; then
     contents=$(dpkg-deb --contents "$deb")
     echo "$contents"
     for f in ./usr/sbin/callhomed ./usr/bin/callhomectl ./usr/bin/callhome-sim ./lib/systemd/system/callhomed.service \
-        ./usr/share/man/man8/callhomed.8.gz ./usr/share/man/man1/callhomectl.1.gz \
+        ./usr/share/man/man8/callhomed.8.gz ./usr/share/man/man1/callhomectl.1.gz ./usr/share/man/man1/callhome-sim.1.gz \
         ./usr/share/man/man5/callhome-config.5.gz ./usr/share/bash-completion/completions/callhomectl \
         ./usr/share/callhome/yang/callhome-config.yang ./usr/share/callhome/sql/0001-initial.sql \
         ./etc/callhome/callhomed.json ./etc/callhome/example-config.json ./etc/callhome/trust-store/README.md \

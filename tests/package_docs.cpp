@@ -1,6 +1,7 @@
 // The man pages (man/*.scd) kept in step with the binaries and the configuration module: the options of
-// callhomed(8) and callhomectl(1) are exactly those of their --help (globally and per subcommand, every subcommand
-// documented), and callhome-config(5) documents every leaf of schemas/callhome-config.yang and nothing else.
+// callhomed(8), callhome-sim(1) and callhomectl(1) are exactly those of their --help (globally and per subcommand,
+// every subcommand documented), and callhome-config(5) documents every leaf of schemas/callhome-config.yang and
+// nothing else.
 #include "Binaries.h"
 #include "harness/TempDir.h"
 #include "harness/Util.h"
@@ -15,6 +16,7 @@ using namespace callhome::test;
 
 namespace {
 const std::string kSourceDir = CALLHOME_SOURCE_DIR;
+const std::string kCallhomeSim = std::string(CALLHOME_BINARY_DIR) + "/app/callhome-sim";
 
 using Names = std::set<std::string>;
 
@@ -121,6 +123,15 @@ TEST_CASE("callhomed(8) documents exactly callhomed's options")
     CHECK(boldOptions(man.sections["OPTIONS"]) == help.options);
     // The synopsis shows every option too.
     CHECK(minus(help.options, { "-h" }) == boldOptions(man.sections["SYNOPSIS"]));
+}
+
+TEST_CASE("callhome-sim(1) documents exactly callhome-sim's options")
+{
+    TempDir dir("callhome-docs");
+    auto help = helpOf(dir, { kCallhomeSim });
+    REQUIRE(help.options.size() >= 20);
+    auto man = parseMan("callhome-sim.1.scd");
+    CHECK(boldOptions(man.sections["OPTIONS"]) == help.options);
 }
 
 TEST_CASE("callhomectl(1) documents exactly callhomectl's global options, subcommands and their options")

@@ -138,10 +138,11 @@ TEST_CASE("cmake --install: the layout, and installed binaries that never touch 
 
     std::set<std::string> expected { "/usr/sbin/callhomed", "/usr/bin/callhomectl", "/usr/bin/callhome-sim",
         "/usr/share/man/man8/callhomed.8.gz", "/usr/share/man/man1/callhomectl.1.gz",
-        "/usr/share/man/man5/callhome-config.5.gz", "/usr/share/bash-completion/completions/callhomectl",
-        "/usr/share/callhome/yang/callhome-config.yang", "/usr/share/doc/callhome/copyright",
-        "/usr/share/doc/callhome/changelog.gz", "/lib/systemd/system/callhomed.service", "/etc/callhome/callhomed.json",
-        "/etc/callhome/example-config.json", "/etc/callhome/trust-store/README.md" };
+        "/usr/share/man/man5/callhome-config.5.gz", "/usr/share/man/man1/callhome-sim.1.gz",
+        "/usr/share/bash-completion/completions/callhomectl", "/usr/share/callhome/yang/callhome-config.yang",
+        "/usr/share/doc/callhome/copyright", "/usr/share/doc/callhome/changelog.gz",
+        "/lib/systemd/system/callhomed.service", "/etc/callhome/callhomed.json", "/etc/callhome/example-config.json",
+        "/etc/callhome/trust-store/README.md" };
     std::vector<std::string> migrations;
     for (const auto& e : fs::directory_iterator(kSourceDir + "/schemas/sql")) {
         if (e.path().extension() == ".sql") {
