@@ -5,3 +5,4 @@ callhome_add_test(NAME inventory_durability SOURCES inventory_durability.cpp LIB
 callhome_add_test(NAME inventory_tls SOURCES inventory_tls.cpp LIBS callhome-inventory)
 callhome_add_test(NAME inventory_blocked SOURCES inventory_blocked.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
 callhome_add_test(NAME inventory_fleet SOURCES inventory_fleet.cpp LIBS callhome-inventory callhome-identity)
+callhome_add_test(NAME inventory_trace SOURCES inventory_trace.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
