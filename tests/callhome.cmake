@@ -57,3 +57,9 @@ set_tests_properties(callhome_api_hostile PROPERTIES TIMEOUT 180)
 callhome_add_test(NAME callhome_api_sim SOURCES callhome_api_sim.cpp ${CALLHOME_API_TEST_SOURCES}
     LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
 set_tests_properties(callhome_api_sim PROPERTIES TIMEOUT 180)
+# Traceability: the operation trace through the API, against sshd + netconfd, a mute hostile device, and callhomed
+# as a process at --log-level trace.
+callhome_add_test(NAME callhome_trace SOURCES callhome_trace.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_trace callhomectl callhomed)
+set_tests_properties(callhome_trace PROPERTIES TIMEOUT 180)
