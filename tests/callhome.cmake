@@ -63,3 +63,10 @@ callhome_add_test(NAME callhome_fleet SOURCES callhome_fleet.cpp CallhomeFixture
     LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
 add_dependencies(callhome_fleet callhomed callhomectl)
 set_tests_properties(callhome_fleet PROPERTIES TIMEOUT 180)
+
+# Traceability: the operation trace through the API, against sshd + netconfd, a mute hostile device, and callhomed
+# as a process at --log-level trace.
+callhome_add_test(NAME callhome_trace SOURCES callhome_trace.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_trace callhomectl callhomed)
+set_tests_properties(callhome_trace PROPERTIES TIMEOUT 180)

@@ -6,3 +6,4 @@ callhome_add_test(NAME inventory_tls SOURCES inventory_tls.cpp LIBS callhome-inv
 callhome_add_test(NAME inventory_blocked SOURCES inventory_blocked.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
 callhome_add_test(NAME inventory_fleet SOURCES inventory_fleet.cpp LIBS callhome-inventory callhome-identity)
 callhome_add_test(NAME inventory_writer SOURCES inventory_writer.cpp LIBS callhome-inventory callhome-identity PkgConfig::SQLITE3)
+callhome_add_test(NAME inventory_trace SOURCES inventory_trace.cpp LIBS callhome-inventory PkgConfig::SQLITE3)

@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <pwd.h>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace callhome;
@@ -26,6 +28,17 @@ using callhome::test::lines;
 using callhome::test::requireOneLineError;
 
 namespace {
+/** " (NAME)" of the user running the tests, as callhomectl's decided_by writes it; empty when the uid has none. */
+std::string userSuffix()
+{
+    passwd pw {};
+    passwd* found = nullptr;
+    char buf[1024];
+    return ::getpwuid_r(::getuid(), &pw, buf, sizeof buf, &found) == 0 && found
+        ? std::string(" (") + found->pw_name + ")"
+        : std::string();
+}
+
 const std::string FpEdge = "SHA256:edgeKey1aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z";
 const std::string FpNew = "SHA256:newKey2aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA";
 const std::string FpAmb1 = "SHA256:AAAAx3aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zB";
@@ -100,7 +113,7 @@ TEST_CASE_METHOD(Fixture, "devices: table and JSON")
         REQUIRE(e["attempts"] == 1);
         REQUIRE(e["same_address_as"].is_null());
         REQUIRE(e["decided_at"].is_string());
-        REQUIRE(e["decided_by"] == "operator");
+        REQUIRE(e["decided_by"] == "operator"); // approved through the Inventory itself, which names no one
         REQUIRE(e["connected"] == false);
         REQUIRE(e["session_start"].is_null());
         REQUIRE(e["capabilities"] == json::array());
@@ -608,7 +621,7 @@ TEST_CASE_METHOD(Fixture, "TLS devices in devices, show and references")
     INFO(approved.err);
     REQUIRE(approved.code == 0);
     REQUIRE(inv->findById(selfSigned.id)->state == DeviceState::Approved);
-    REQUIRE(inv->findById(selfSigned.id)->decidedBy == "operator");
+    REQUIRE(inv->findById(selfSigned.id)->decidedBy == "uid " + std::to_string(::getuid()) + userSuffix());
     REQUIRE(run({ "show", "SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01" }).code == 0);
     requireOneLineError(run({ "show", "SHA256:AB:CD:EF" }), "at least 24 hex digits");
 

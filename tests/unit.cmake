@@ -6,3 +6,4 @@ callhome_add_test(NAME unit_admission SOURCES unit_admission.cpp LIBS callhome-s
 callhome_add_test(NAME unit_framing SOURCES unit_framing.cpp LIBS callhome-transport callhome-netconf)
 callhome_add_test(NAME unit_api_convert SOURCES unit_api_convert.cpp LIBS callhome-api PkgConfig::LIBYANG nlohmann_json::nlohmann_json)
 callhome_add_test(NAME unit_log SOURCES unit_log.cpp LIBS callhome-common callhome-test-harness)
+callhome_add_test(NAME unit_trace SOURCES unit_trace.cpp LIBS callhome-server callhome-netconf)

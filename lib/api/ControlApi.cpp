@@ -10,6 +10,7 @@
 #include "server/Daemon.h"
 #include "server/Metrics.h"
 #include "server/SessionRegistry.h"
+#include "server/TraceLog.h"
 #include "server/WorkerPool.h"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -214,12 +215,44 @@ struct ContextUse {
     const ly_ctx* get() const { return context->get(); }
 };
 
+/** Where a request's operations are traced, and what every record of that request shares (who, which device). */
+struct Tracer {
+    std::shared_ptr<server::TraceLog> log;
+    inventory::TraceRecord base;
+};
+
+/** The part of a trace record that the request and the device give: client, trace id, device, connection. */
+Tracer tracer(const std::shared_ptr<server::TraceLog>& log, const Request& request, const server::LiveSession& s)
+{
+    Tracer t { .log = log, .base = {} };
+    auto& r = t.base;
+    r.receivedAt = request.receivedAt;
+    r.source = "api";
+    r.client = request.peer.describe();
+    if (request.peer.uid) {
+        r.clientUid = static_cast<int64_t>(*request.peer.uid);
+        r.clientUser = request.peer.userName();
+    }
+    if (request.peer.pid) {
+        r.clientPid = static_cast<int64_t>(*request.peer.pid);
+    }
+    r.clientCertSubject = request.peer.certSubject;
+    r.clientCertFingerprint = request.peer.certFingerprint;
+    r.traceId = std::string(request.message[kTraceIdHeader]);
+    r.deviceId = s.deviceId;
+    r.deviceName = s.deviceName;
+    r.connectionId = s.connectionId;
+    return t;
+}
+
 /** A follower of one device's notifications: fans the device's messages into its HTTP stream. */
 class NotificationStream : public server::NotificationSink, public std::enable_shared_from_this<NotificationStream> {
 public:
     NotificationStream(std::shared_ptr<Exchange> exchange, std::shared_ptr<const server::LiveSession> session, bool xml,
-        net::io_context& io, size_t limit, std::function<void()> release)
-        : m_exchange(std::move(exchange))
+        net::io_context& io, size_t limit, std::function<void()> release, Tracer tracer, std::string stream)
+        : m_tracer(std::move(tracer))
+        , m_stream(std::move(stream))
+        , m_exchange(std::move(exchange))
         , m_session(std::move(session))
         , m_xml(xml)
         , m_io(io)
@@ -232,6 +265,7 @@ public:
     {
         m_started = true;
         m_exchange->startStream(m_xml ? kXml : kLines);
+        trace("ok", {}, {});
     }
 
     bool deliver(const std::string& xml) override
@@ -251,6 +285,15 @@ public:
     {
         net::post(m_io, [self = shared_from_this(), reason, reply]() {
             if (!self->m_started) {
+                std::string tag, path;
+                if (auto parsed = netconf::parseReply(reply); parsed && !parsed->errorTag.empty()) {
+                    tag = parsed->errorTag;
+                    path = parsed->errorPath;
+                }
+                self->trace(!tag.empty()                      ? "rpc-error"
+                        : reason.rfind("the session", 0) == 0 ? "transport-error"
+                                                              : "refused",
+                    tag, path, reason);
                 json extra = json::object();
                 if (!reply.empty()) {
                     extra["rpc_errors"] = rpcErrorsJson(rpcErrors(reply));
@@ -267,6 +310,23 @@ public:
     }
 
 private:
+    /** The subscription's one trace record (create-subscription, or the follower joining a subscribed session). */
+    void trace(
+        const std::string& outcome, const std::string& tag, const std::string& path, const std::string& reason = {})
+    {
+        if (!m_tracer.log || m_traced.exchange(true)) {
+            return;
+        }
+        auto r = m_tracer.base;
+        r.answeredAt = now();
+        r.durationMs = std::chrono::duration_cast<std::chrono::milliseconds>(r.answeredAt - r.receivedAt).count();
+        r.outcome = outcome;
+        r.errorTag = tag;
+        r.errorPath = path;
+        r.detail = "stream " + m_stream + (reason.empty() ? "" : ": " + reason);
+        m_tracer.log->record(std::move(r));
+    }
+
     std::string format(const std::string& xml)
     {
         if (m_xml) {
@@ -288,6 +348,9 @@ private:
         return line.dump();
     }
 
+    Tracer m_tracer;
+    std::string m_stream; ///< for the trace
+    std::atomic<bool> m_traced { false };
     std::shared_ptr<Exchange> m_exchange;
     std::shared_ptr<const server::LiveSession> m_session;
     bool m_xml;
@@ -300,22 +363,37 @@ private:
 
 /**
  * Sends `operation` to the device and calls `then` with the outcome on an API thread (never on the device's loop:
- * conversions with libyang must not hold up the device's traffic). A client that hangs up cancels the call.
+ * conversions with libyang must not hold up the device's traffic). A client that hangs up cancels the call. Every
+ * operation handed to the device leaves one trace record (also when the client went away first), queued to the
+ * trace writer on the API thread: the request never waits on the database for it.
  */
 void call(net::io_context& io, server::Metrics& metrics, const std::shared_ptr<const server::LiveSession>& session,
     const std::shared_ptr<Exchange>& exchange, std::string operation, std::chrono::milliseconds timeout,
-    std::function<void(RpcOutcome)> then)
+    const Tracer& tracer, std::function<void(RpcOutcome)> then)
 {
     auto c = std::make_shared<server::RpcCall>();
+    auto record = tracer.base;
+    server::describeRequest(record, operation);
     c->operation = std::move(operation);
     c->deadline = SteadyClock::now() + timeout;
     auto started = SteadyClock::now();
-    c->done = [&io, &metrics, started, then = std::move(then)](RpcOutcome o) mutable {
-        net::post(io, [&metrics, started, then = std::move(then), o = std::move(o)]() mutable {
-            bool rpcError = o.kind == RpcOutcome::Kind::Reply && o.reply.find("rpc-error>") != std::string::npos;
-            metrics.rpc(outcomeName(o, rpcError), std::chrono::duration<double>(SteadyClock::now() - started).count());
-            then(std::move(o));
-        });
+    c->done = [&io, &metrics, started, log = tracer.log, record = std::move(record), then = std::move(then)](
+                  RpcOutcome o) mutable {
+        net::post(io,
+            [&metrics, started, log, record = std::move(record), then = std::move(then), o = std::move(o)]() mutable {
+                auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started);
+                if (log) {
+                    server::traceOutcome(record, o, elapsed);
+                    log->record(std::move(record));
+                }
+                if (o.cancelled) {
+                    return; // nobody to answer
+                }
+                bool rpcError = o.kind == RpcOutcome::Kind::Reply && o.reply.find("rpc-error>") != std::string::npos;
+                metrics.rpc(
+                    outcomeName(o, rpcError), std::chrono::duration<double>(SteadyClock::now() - started).count());
+                then(std::move(o));
+            });
     };
     std::weak_ptr<server::RpcCall> weak = c;
     exchange->onGone([weak] {
@@ -375,12 +453,27 @@ struct ControlApi::EventFollower {
     int64_t lastId = 0;
 };
 
+struct ControlApi::TraceFollower {
+    std::shared_ptr<Exchange> exchange;
+    inventory::TraceFilter filter; ///< device, client, trace id (since: only for the catch-up)
+    int64_t lastId = 0;
+    bool matches(const inventory::TraceRecord& r) const
+    {
+        const auto& c = filter.client;
+        return (!filter.deviceId || r.deviceId == filter.deviceId) && (!filter.traceId || r.traceId == *filter.traceId)
+            && (!c
+                || (*c == r.client || *c == r.clientUser || *c == r.clientCertSubject || *c == r.clientCertFingerprint
+                    || (r.clientUid && *c == std::to_string(*r.clientUid))));
+    }
+};
+
 ControlApi::ControlApi(server::Daemon& daemon, const config::ControlSettings& settings)
     : m_daemon(daemon)
     , m_settings(settings)
 {
     m_inventory = inventory::openSqliteExisting(daemon.config().inventoryPath);
     m_db = std::make_unique<server::WorkerPool>(1, 100000, "ch-api-db");
+    m_trace = std::make_shared<server::TraceLog>(daemon.config().inventoryPath);
     HttpServer::Options options { .socketPath = settings.socket,
         .group = settings.group,
         .maxBody = settings.maxRequest,
@@ -413,6 +506,12 @@ void ControlApi::start()
                     m_pollQueued = false;
                 }
             }
+            if (!m_traceFollowers.empty() && !m_tracePollQueued) {
+                m_tracePollQueued = true;
+                if (!m_db->trySubmit([this] { pollTrace(); })) {
+                    m_tracePollQueued = false;
+                }
+            }
         }
     });
     if (!m_settings.socket.empty()) {
@@ -438,8 +537,10 @@ void ControlApi::stop()
     }
     m_http->stop();
     m_db->stop();
+    m_trace->stop(); // writes what the last answers queued
     std::lock_guard lock(m_followMutex);
     m_followers.clear();
+    m_traceFollowers.clear();
 }
 
 uint16_t ControlApi::tcpPort() const
@@ -476,6 +577,11 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
         wrongMethod("GET or POST");
         return;
     }
+    if (auto traceId = request->message[kTraceIdHeader]; !traceId.empty() && !validTraceId(traceId)) {
+        exchange->respond(error(Status::bad_request, "bad-request",
+            std::string(kTraceIdHeader) + " must be 1 to 128 printable ASCII characters"));
+        return;
+    }
     if (parts.size() >= 2 && parts[1] != "health" && parts[1] != "metrics" && parts[1] != "sessions" && post) {
         // Every request that changes something is logged with who asked.
         log::get(log::Main)->info("control API: {} {} from {}", std::string(request->message.method_string()),
@@ -496,6 +602,10 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
     }
     if (parts.size() == 2 && parts[1] == "events") {
         get ? events(request, exchange) : wrongMethod("GET");
+        return;
+    }
+    if (parts.size() == 2 && parts[1] == "trace") {
+        get ? trace(request, exchange) : wrongMethod("GET");
         return;
     }
     if (parts.size() >= 2 && parts[1] == "devices") {
@@ -665,7 +775,10 @@ void ControlApi::decide(
         throw BadRequest("bad-request", "rekey needs {\"fingerprint\": the pending device with the new key}");
     }
     auto who = request->peer.describe();
-    onInventory(exchange, [exchange, ref, action, name, user, fingerprint, who](inventory::Inventory& inv) {
+    auto actor = request->peer.actor();
+    onInventory(exchange, [exchange, ref, action, name, user, fingerprint, who, actor](inventory::Inventory& inv) {
+        // This thread is the connection's only user: the actor set here is this decision's.
+        inv.setActor(actor);
         auto d = inv.resolve(ref);
         inventory::Device result;
         if (action == "approve") {
@@ -722,7 +835,7 @@ void ControlApi::rpc(const RequestPtr& request, const ExchangePtr& exchange, con
     bool wantJson = request->accepts(kYangJson) || request->accepts("application/json");
     auto timeout = timeoutOf(*request, m_settings.rpcTimeout);
     call(m_http->context(), m_daemon.metrics(), session, exchange, operation, timeout,
-        [exchange, session, operation, wantJson](RpcOutcome o) {
+        tracer(m_trace, *request, *session), [exchange, session, operation, wantJson](RpcOutcome o) {
             auto device = deviceLabel(*session);
             if (answeredFailure(exchange, o, device)) {
                 return;
@@ -768,7 +881,7 @@ void ControlApi::data(const RequestPtr& request, const ExchangePtr& exchange, co
     bool wantXml = request->accepts(kXml) && !request->accepts(kYangJson);
     auto timeout = timeoutOf(*request, m_settings.rpcTimeout);
     call(m_http->context(), m_daemon.metrics(), session, exchange, operation, timeout,
-        [exchange, session, wantXml](RpcOutcome o) {
+        tracer(m_trace, *request, *session), [exchange, session, wantXml](RpcOutcome o) {
             auto device = deviceLabel(*session);
             if (answeredFailure(exchange, o, device)) {
                 return;
@@ -802,6 +915,7 @@ struct EditSequence : std::enable_shared_from_this<EditSequence> {
     std::shared_ptr<const server::LiveSession> session;
     std::shared_ptr<Exchange> exchange;
     std::chrono::milliseconds timeout;
+    Tracer trace; ///< every step (and the clean-up after a failed one) is one trace record
     std::string target;
     std::vector<std::pair<std::string, std::string>> steps; ///< name, operation
     size_t next = 0;
@@ -815,7 +929,7 @@ struct EditSequence : std::enable_shared_from_this<EditSequence> {
             return;
         }
         auto [name, operation] = steps[next++];
-        call(*io, *metrics, session, exchange, operation, timeout,
+        call(*io, *metrics, session, exchange, operation, timeout, trace,
             [self = shared_from_this(), name](RpcOutcome o) { self->answered(name, std::move(o)); });
     }
 
@@ -846,11 +960,12 @@ struct EditSequence : std::enable_shared_from_this<EditSequence> {
             auto finish = [exchange = exchange, response](RpcOutcome) { exchange->respond(std::move(*response)); };
             if (!cleanup.empty()) {
                 auto self = shared_from_this();
-                call(*io, *metrics, session, exchange, cleanup, timeout, [self, unlock, finish](RpcOutcome) {
-                    call(*self->io, *self->metrics, self->session, self->exchange, unlock, self->timeout, finish);
+                call(*io, *metrics, session, exchange, cleanup, timeout, trace, [self, unlock, finish](RpcOutcome) {
+                    call(*self->io, *self->metrics, self->session, self->exchange, unlock, self->timeout, self->trace,
+                        finish);
                 });
             } else {
-                call(*io, *metrics, session, exchange, unlock, timeout, finish);
+                call(*io, *metrics, session, exchange, unlock, timeout, trace, finish);
             }
             return;
         }
@@ -911,6 +1026,7 @@ void ControlApi::edit(const RequestPtr& request, const ExchangePtr& exchange, co
     seq->session = session;
     seq->exchange = exchange;
     seq->timeout = timeoutOf(*request, m_settings.rpcTimeout);
+    seq->trace = tracer(m_trace, *request, *session);
     seq->target = target;
     if (lock) {
         seq->steps.emplace_back("lock", "<lock><target><" + target + "/></target></lock>");
@@ -934,8 +1050,10 @@ void ControlApi::notifications(const RequestPtr& request, const ExchangePtr& exc
             "too many streams open (control/max-streams " + std::to_string(m_settings.maxStreams) + ")"));
         return;
     }
+    auto trace = tracer(m_trace, *request, *session);
+    trace.base.operation = "create-subscription";
     auto sink = std::make_shared<NotificationStream>(
-        exchange, session, xml, m_http->context(), m_settings.streamBuffer, streamReleaser());
+        exchange, session, xml, m_http->context(), m_settings.streamBuffer, streamReleaser(), std::move(trace), stream);
     std::weak_ptr<NotificationStream> weak = sink;
     auto channel = session->channel;
     exchange->onGone([weak, channel] {
@@ -949,6 +1067,13 @@ void ControlApi::notifications(const RequestPtr& request, const ExchangePtr& exc
 void ControlApi::close(const RequestPtr& request, const ExchangePtr& exchange, const SessionPtr& session)
 {
     session->close("closed through the control API by " + request->peer.describe());
+    // The session's end is in the event log (session-closed); the trace records who asked for it.
+    auto trace = tracer(m_trace, *request, *session);
+    trace.base.operation = "close-session";
+    trace.base.answeredAt = now();
+    trace.base.outcome = "ok";
+    trace.base.detail = "requested: callhomed sends <close-session> and ends the session";
+    m_trace->record(std::move(trace.base));
     exchange->respond(jsonResponse({ { "closed", true }, { "device", session->deviceName },
         { "device_id", session->deviceId }, { "connection_id", session->connectionId } }));
 }
@@ -1079,6 +1204,143 @@ void ControlApi::pollEvents()
         }
     } catch (const std::exception& e) {
         log::get(log::Inventory)->warn("control API: reading events for followers: {}", e.what());
+    }
+}
+
+void ControlApi::trace(const RequestPtr& request, const ExchangePtr& exchange)
+{
+    bool follow = flag(*request, "follow").value_or(false);
+    inventory::TraceFilter filter;
+    filter.afterId = number(*request, "after", 0, INT64_MAX);
+    filter.limit = number(*request, "limit", 1, INT64_MAX);
+    filter.client = request->param("client");
+    filter.traceId = request->param("trace_id");
+    if (auto since = request->param("since")) {
+        filter.since = parseTime(*since, now());
+        if (!filter.since) {
+            throw BadRequest("bad-request",
+                "query parameter since must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or relative (15m, 2h, 7d), not '"
+                    + *since + "'");
+        }
+    }
+    auto deviceRef = request->param("device");
+    if (!follow) {
+        onInventory(exchange, [exchange, filter, deviceRef](inventory::Inventory& inv) mutable {
+            if (deviceRef) {
+                filter.deviceId = inv.resolve(*deviceRef).id;
+            }
+            // Streamed as read, like the device listing: a day of records costs constant memory here.
+            exchange->startStream(kJson);
+            std::string chunk = "{\"trace\": [";
+            bool first = true;
+            inv.forEachTrace(filter, [&](const inventory::TraceRecord& r) {
+                chunk += (first ? "\n" : ",\n") + cli::toJson(r).dump();
+                first = false;
+                if (chunk.size() > 65536) {
+                    if (!exchange->waitWritable(std::chrono::seconds(30))) {
+                        throw Error("the client stopped reading");
+                    }
+                    exchange->write(std::move(chunk));
+                    chunk.clear();
+                }
+            });
+            chunk += "\n]}\n";
+            exchange->write(std::move(chunk));
+            exchange->endStream();
+        });
+        return;
+    }
+    if (!takeStream()) {
+        exchange->respond(error(Status::service_unavailable, "busy",
+            "too many streams open (control/max-streams " + std::to_string(m_settings.maxStreams) + ")"));
+        return;
+    }
+    onInventory(exchange, [this, exchange, filter, deviceRef](inventory::Inventory& inv) {
+        auto follower = std::make_shared<TraceFollower>();
+        follower->exchange = exchange;
+        follower->filter = filter;
+        try {
+            if (deviceRef) {
+                follower->filter.deviceId = inv.resolve(*deviceRef).id;
+            }
+        } catch (...) {
+            streamReleaser()();
+            throw;
+        }
+        exchange->startStream(kLines);
+        if (filter.afterId || filter.since) {
+            // Catch up (on this thread, where the live poll runs too: nothing is missed or repeated).
+            auto catchUp = follower->filter;
+            catchUp.afterId = filter.afterId.value_or(0);
+            for (;;) {
+                catchUp.limit = static_cast<int64_t>(kEventBatch);
+                auto batch = inv.trace(catchUp);
+                std::string chunk;
+                for (const auto& r : batch) {
+                    chunk += cli::toJson(r).dump() + "\n";
+                    catchUp.afterId = r.id;
+                }
+                if (!chunk.empty()) {
+                    exchange->waitWritable(std::chrono::seconds(10));
+                    exchange->write(std::move(chunk));
+                }
+                if (batch.size() < kEventBatch) {
+                    break;
+                }
+            }
+            // Everything up to the newest record was looked at, matching or not.
+            auto newest = inv.trace(inventory::TraceFilter { .limit = 1 });
+            follower->lastId = std::max(*catchUp.afterId, newest.empty() ? int64_t { 0 } : newest.back().id);
+        } else {
+            auto newest = inv.trace(inventory::TraceFilter { .limit = 1 });
+            follower->lastId = newest.empty() ? 0 : newest.back().id;
+        }
+        exchange->onGone(streamReleaser());
+        std::lock_guard lock(m_followMutex);
+        m_traceFollowers.push_back(follower);
+        m_followWake.notify_all();
+    });
+}
+
+void ControlApi::pollTrace()
+{
+    std::vector<std::shared_ptr<TraceFollower>> followers;
+    {
+        std::lock_guard lock(m_followMutex);
+        m_tracePollQueued = false;
+        std::erase_if(m_traceFollowers, [](const auto& f) { return f->exchange->gone(); });
+        followers = m_traceFollowers;
+    }
+    if (followers.empty()) {
+        return;
+    }
+    int64_t from = INT64_MAX;
+    for (const auto& f : followers) {
+        from = std::min(from, f->lastId);
+    }
+    try {
+        for (;;) {
+            auto batch = m_inventory->trace(
+                inventory::TraceFilter { .afterId = from, .limit = static_cast<int64_t>(kEventBatch) });
+            for (const auto& f : followers) {
+                std::string chunk;
+                for (const auto& r : batch) {
+                    if (r.id > f->lastId && f->matches(r)) {
+                        chunk += cli::toJson(r).dump() + "\n";
+                    }
+                    f->lastId = std::max(f->lastId, r.id);
+                }
+                if (!chunk.empty()) {
+                    f->exchange->write(std::move(chunk)); // a follower that falls behind is dropped
+                }
+            }
+            if (batch.size() < kEventBatch) {
+                break;
+            }
+            from = batch.back().id;
+        }
+    } catch (const std::exception& e) {
+        log::get(log::Inventory)->warn("control API: reading the trace for followers: {}", e.what());
     }
 }
 

@@ -15,6 +15,7 @@ struct Device;
 } // namespace callhome::inventory
 namespace callhome::server {
 class Daemon;
+class TraceLog;
 class WorkerPool;
 struct LiveSession;
 } // namespace callhome::server
@@ -42,6 +43,9 @@ public:
     uint16_t tcpPort() const;
 
     struct EventFollower; ///< one /v1/events?follow=true client
+    struct TraceFollower; ///< one /v1/trace?follow=true client
+    /** The writer of the operation trace (what hooks and staged edits will use too). */
+    const std::shared_ptr<server::TraceLog>& traceLog() const noexcept { return m_trace; }
 
 private:
     using RequestPtr = std::shared_ptr<Request>;
@@ -67,7 +71,9 @@ private:
     void close(const RequestPtr& request, const ExchangePtr& exchange, const SessionPtr& session);
     void events(const RequestPtr& request, const ExchangePtr& exchange);
     void metrics(const ExchangePtr& exchange);
+    void trace(const RequestPtr& request, const ExchangePtr& exchange);
     void pollEvents();
+    void pollTrace();
     bool takeStream();
     /** Gives a stream's slot back; safe to call after this object is gone. */
     std::function<void()> streamReleaser() const;
@@ -76,6 +82,7 @@ private:
     config::ControlSettings m_settings;
     std::unique_ptr<inventory::Inventory> m_inventory; ///< used on m_db's thread only
     std::unique_ptr<server::WorkerPool> m_db;
+    std::shared_ptr<server::TraceLog> m_trace; ///< shared with the answers in flight
     std::unique_ptr<HttpServer> m_http;
     /** Streams open; shared with the streams themselves, which may outlive this object in queued handlers. */
     std::shared_ptr<std::atomic<size_t>> m_streams = std::make_shared<std::atomic<size_t>>(0);
@@ -84,6 +91,8 @@ private:
     std::mutex m_followMutex;
     std::condition_variable m_followWake;
     std::vector<std::shared_ptr<EventFollower>> m_followers;
+    std::vector<std::shared_ptr<TraceFollower>> m_traceFollowers;
+    bool m_tracePollQueued = false;
     int64_t m_eventCursor = -1; ///< newest event id delivered; -1 until read
     bool m_stopping = false;
     bool m_pollQueued = false;

@@ -171,6 +171,9 @@ public:
             }
             r.version(11);
             r.keep_alive(self->m_keepAlive);
+            if (!self->m_traceId.empty()) {
+                r.set(kTraceIdHeader, self->m_traceId);
+            }
             self->m_state = State::Idle;
             self->queue(serialize(r));
             self->afterExchange();
@@ -188,6 +191,9 @@ public:
             head.set(http::field::cache_control, "no-store");
             head.chunked(true);
             head.keep_alive(self->m_keepAlive);
+            if (!self->m_traceId.empty()) {
+                head.set(kTraceIdHeader, self->m_traceId);
+            }
             self->m_state = State::Streaming;
             self->queue(headOf(head));
         });
@@ -309,6 +315,7 @@ private:
         auto request = std::make_shared<Request>();
         request->message = m_parser->release();
         request->peer = m_peer;
+        request->receivedAt = now();
         if (m_state != State::Idle) {
             // Pipelined behind a request still in progress: answered after it (one is kept, then reading pauses).
             m_next = std::move(request);
@@ -320,6 +327,9 @@ private:
     void dispatch(std::shared_ptr<Request> request)
     {
         m_keepAlive = request->message.keep_alive();
+        // Echoed in this request's answer (answers go out in order: one request at a time per connection).
+        auto traceId = request->message[kTraceIdHeader];
+        m_traceId = validTraceId(traceId) ? std::string(traceId) : std::string();
         splitTarget(std::string_view(request->message.target().data(), request->message.target().size()), *request);
         m_state = State::Waiting;
         // Keep reading while the request is served: an end of stream now means the client went away.
@@ -415,6 +425,7 @@ private:
     std::shared_ptr<Request> m_next;
     State m_state = State::Idle;
     bool m_keepAlive = true;
+    std::string m_traceId; ///< the current request's X-Callhome-Trace-Id, when valid (echoed in its answer)
     bool m_closeAfterWrite = false;
     bool m_writing = false;
     bool m_closed = false;
@@ -466,6 +477,42 @@ Peer tlsPeer(TlsStream& s)
 }
 } // namespace
 
+std::string Peer::userName() const
+{
+    if (!uid) {
+        return {};
+    }
+    // getpwuid_r: API threads describe peers concurrently.
+    passwd pw {};
+    passwd* found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(*uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+        return found->pw_name;
+    }
+    return {};
+}
+
+std::string Peer::actor() const
+{
+    if (!certSubject.empty() || !certFingerprint.empty()) {
+        return "cert " + (certSubject.empty() ? certFingerprint : certSubject);
+    }
+    if (!uid) {
+        return "unknown peer";
+    }
+    std::string out = "uid " + std::to_string(*uid);
+    if (auto name = userName(); !name.empty()) {
+        out += " (" + name + ")";
+    }
+    return out;
+}
+
+bool validTraceId(std::string_view id)
+{
+    return !id.empty() && id.size() <= 128 && id.front() != ' ' && id.back() != ' '
+        && std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
 std::string Peer::describe() const
 {
     if (!certSubject.empty() || !certFingerprint.empty()) {
@@ -474,14 +521,7 @@ std::string Peer::describe() const
     if (!uid) {
         return "unknown peer";
     }
-    std::string out = "uid " + std::to_string(*uid);
-    // getpwuid_r: API threads describe peers concurrently.
-    passwd pw {};
-    passwd* found = nullptr;
-    char buf[1024];
-    if (::getpwuid_r(*uid, &pw, buf, sizeof buf, &found) == 0 && found) {
-        out += std::string(" (") + found->pw_name + ")";
-    }
+    std::string out = actor();
     if (pid) {
         out += " pid " + std::to_string(*pid);
     }

@@ -1,4 +1,5 @@
 #pragma once
+#include "common/Time.h"
 #include "config/Config.h"
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -28,7 +29,16 @@ struct Peer {
     std::string certFingerprint;
     /** "uid 1000 (alice) pid 4242" or "cert CN=nms SHA256:..." for logs and events. */
     std::string describe() const;
+    /** The uid's user name (getpwuid_r); empty when it has none or the peer came over TLS. */
+    std::string userName() const;
+    /** Who decisions are attributed to: "uid 1000 (alice)" or "cert CN=nms" (no pid: the person, not the process). */
+    std::string actor() const;
 };
+
+/** The request header carrying a client's opaque secondary id into the trace; echoed in the response. */
+inline constexpr const char* kTraceIdHeader = "X-Callhome-Trace-Id";
+/** At most 128 printable ASCII characters (no control characters, no spaces at either end). */
+bool validTraceId(std::string_view id);
 
 /** One parsed request. */
 struct Request {
@@ -37,6 +47,7 @@ struct Request {
     std::vector<std::string> segments; ///< the path's segments, each percent-decoded (%2F is a '/' inside one)
     std::map<std::string, std::string> query; ///< percent-decoded
     Peer peer;
+    TimePoint receivedAt; ///< when its head was read
     std::optional<std::string> param(const std::string& name) const;
     /** The Accept header asks for this media type (a plain substring match of the type). */
     bool accepts(std::string_view type) const;

@@ -1,6 +1,7 @@
 #include "cli/ApiClient.h"
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <curl/curl.h>
 #include <exception>
@@ -245,6 +246,15 @@ ApiResponse ApiClient::perform(const ApiRequest& request, Transfer& transfer)
     addHeader("Expect:");
     if (!request.contentType.empty()) {
         addHeader("Content-Type: " + request.contentType);
+    }
+    if (const char* traceId = std::getenv("CALLHOME_TRACE_ID"); traceId && *traceId) {
+        // The script's own id for what it asks (change ticket, job id): carried into callhomed's trace records.
+        // callhomed refuses an id that is not 1 to 128 printable characters, with a message saying so.
+        std::string id(traceId);
+        if (id.find_first_of("\r\n") != std::string::npos) {
+            throw UsageError("CALLHOME_TRACE_ID must be one line of printable characters");
+        }
+        addHeader("X-Callhome-Trace-Id: " + id);
     }
     setopt(curl, CURLOPT_HTTPHEADER, headers.get());
     if (request.method == "POST") {

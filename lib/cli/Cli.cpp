@@ -21,8 +21,10 @@
 #include <fstream>
 #include <map>
 #include <ostream>
+#include <pwd.h>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 namespace callhome::cli {
 namespace {
@@ -69,7 +71,25 @@ struct Options {
     std::string manufacturer;
     std::string csvPath;
     std::string source; ///< ADDRESS for unblock
+    std::string traceDevice;
+    std::string traceClient;
+    std::string traceId;
+    bool jsonLines = false; ///< trace --jsonl
 };
+
+/** Who runs this callhomectl, for the decisions it records: "uid 1000 (alice)". */
+std::string processUser()
+{
+    auto uid = ::getuid();
+    std::string out = "uid " + std::to_string(uid);
+    passwd pw {};
+    passwd* found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+        out += std::string(" (") + found->pw_name + ")";
+    }
+    return out;
+}
 
 std::string oneLine(std::string text)
 {
@@ -226,6 +246,8 @@ private:
 
 const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT",
     "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
+const std::vector<std::string> TraceColumns { "RECEIVED", "CLIENT", "TRACE-ID", "DEVICE", "CONN", "MESSAGE-ID",
+    "OPERATION", "DATASTORE", "OUTCOME", "ERROR", "MS" };
 const std::vector<std::string> EventColumns { "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" };
 
 std::string label(const Device& d)
@@ -272,6 +294,22 @@ std::vector<std::string> eventRow(const inventory::Event& e)
                                                : std::string {};
     return { toIso8601(e.at), inventory::toString(e.kind), device, e.connectionId, e.address, e.fingerprint,
         oneLine(e.detail) };
+}
+
+std::vector<std::string> traceRow(const inventory::TraceRecord& r)
+{
+    std::string device = !r.deviceName.empty() ? r.deviceName
+        : r.deviceId                           ? "#" + std::to_string(*r.deviceId)
+                                               : std::string {};
+    std::string error = r.errorTag;
+    if (!r.errorPath.empty()) {
+        error += " at " + r.errorPath;
+    }
+    if (error.empty()) {
+        error = r.detail;
+    }
+    return { toIso8601(r.receivedAt), r.client, r.traceId, device, r.connectionId, r.messageId, r.operation,
+        r.datastore, r.outcome, oneLine(error), std::to_string(r.durationMs) };
 }
 
 /** A blocked source as callhomectl's JSON output shows it (field names documented in lib/cli/README.md). */
@@ -575,6 +613,46 @@ public:
         table.finish();
     }
 
+    void trace()
+    {
+        auto inv = open();
+        inventory::TraceFilter filter;
+        if (!m_opt.traceDevice.empty()) {
+            filter.deviceId = inv->resolve(m_opt.traceDevice).id;
+        }
+        if (!m_opt.traceClient.empty()) {
+            filter.client = m_opt.traceClient;
+        }
+        if (!m_opt.traceId.empty()) {
+            filter.traceId = m_opt.traceId;
+        }
+        if (!m_opt.since.empty()) {
+            filter.since = parseTime(m_opt.since, now());
+        }
+        if (m_opt.limit > 0) {
+            filter.limit = m_opt.limit;
+        }
+        if (m_opt.after > 0) {
+            filter.afterId = m_opt.after;
+        }
+        if (m_opt.jsonLines) {
+            // One record per line, nothing around it: what a SIEM's file or pipe input reads.
+            inv->forEachTrace(
+                filter, [&](const inventory::TraceRecord& r) { m_direct << dumpJson(toJson(r), -1) << '\n'; });
+            m_direct << std::flush;
+            return;
+        }
+        if (m_opt.json) {
+            JsonListWriter list(m_direct, "trace");
+            inv->forEachTrace(filter, [&](const inventory::TraceRecord& r) { list.add(toJson(r)); });
+            list.finish();
+            return;
+        }
+        StreamingTable table(TraceColumns, m_direct);
+        inv->forEachTrace(filter, [&](const inventory::TraceRecord& r) { table.addRow(traceRow(r)); });
+        table.finish();
+    }
+
     void stationKey()
     {
         // --key, else the key callhomed's configuration names (--config), else the one in the state directory.
@@ -626,7 +704,7 @@ public:
             }
         }
         // The block may also have ended between the two calls: unblockSource() decides.
-        if (!block || !inv->unblockSource(source, "operator")) {
+        if (!block || !inv->unblockSource(source, processUser())) {
             throw UsageError(source + " is not blocked ('" + std::string(Program) + " blocked' lists blocked sources)");
         }
         if (m_opt.json) {
@@ -752,7 +830,10 @@ private:
             throw UsageError("no inventory at " + path
                 + " (callhomed creates it on its first start; use --state-dir or --db to select another)");
         }
-        return inventory::openSqliteExisting(path);
+        auto inv = inventory::openSqliteExisting(path);
+        // Decisions made here carry who made them (devices' decided_by, the events' detail).
+        inv->setActor(processUser());
+        return inv;
     }
 
     void printJson(const nlohmann::json& doc) { m_out << dumpJson(doc) << '\n'; }
@@ -1065,6 +1146,35 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->type_name("ID")
         ->check(CLI::PositiveNumber.description(""));
 
+    auto* trace = app.add_subcommand("trace",
+        "Show the operation trace, oldest first: every NETCONF operation callhomed sent to a device for a client of "
+        "its control API, with who asked (uid or certificate), the client's trace id, device, connection, "
+        "message-id, operation, datastore, outcome and duration; never the request's content (its size and "
+        "SHA-256 only)");
+    trace->add_option("--device", o.traceDevice, "Only operations sent to this device (name, id or fingerprint prefix)")
+        ->type_name("DEVICE");
+    trace
+        ->add_option("--client", o.traceClient,
+            "Only operations asked for by this client: a uid, a user name, a certificate subject or fingerprint")
+        ->type_name("C");
+    trace->add_option("--trace-id", o.traceId, "Only operations of requests that sent this X-Callhome-Trace-Id")
+        ->type_name("ID");
+    trace
+        ->add_option("--since", o.since,
+            "Only operations received at or after T: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC) or relative to now: "
+            "15m, 2h, 7d")
+        ->type_name("T")
+        ->check(TimeValidator);
+    trace
+        ->add_option("--limit", o.limit,
+            "Only the newest N records (still printed oldest first); with --after, the first N after ID")
+        ->type_name("N")
+        ->check(CLI::PositiveNumber.description(""));
+    trace->add_option("--after", o.after, "Only records with an id greater than ID (paging, or a SIEM's position)")
+        ->type_name("ID")
+        ->check(CLI::PositiveNumber.description(""));
+    trace->add_flag("--jsonl", o.jsonLines, "JSON lines: one record per line, for a SIEM (the fields of --json)");
+
     auto* stationKey = app.add_subcommand("station-key",
         "Print the management station's SSH public key in authorized_keys format: add it to each "
         "device's NETCONF user so that callhomed can authenticate. callhomed generates the key on "
@@ -1172,6 +1282,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { import, &Command::import },
             { check, &Command::check },
             { events, &Command::events },
+            { trace, &Command::trace },
             { stationKey, &Command::stationKey },
             { blocked, &Command::blocked },
             { unblock, &Command::unblock },

@@ -58,4 +58,34 @@ nlohmann::json toJson(const inventory::Event& e)
         { "detail", e.detail },
     };
 }
+
+nlohmann::json toJson(const inventory::TraceRecord& r)
+{
+    return {
+        { "id", r.id },
+        { "received_at", toIso8601(r.receivedAt) },
+        { "answered_at", toIso8601(r.answeredAt) },
+        { "duration_ms", r.durationMs },
+        { "source", r.source },
+        { "client", r.client },
+        { "client_uid", orNull(r.clientUid) },
+        { "client_user", r.clientUser },
+        { "client_pid", orNull(r.clientPid) },
+        { "client_cert_subject", r.clientCertSubject },
+        { "client_cert_fingerprint", r.clientCertFingerprint },
+        { "trace_id", r.traceId },
+        { "device_id", orNull(r.deviceId) },
+        { "device_name", r.deviceName },
+        { "connection_id", r.connectionId },
+        { "message_id", r.messageId },
+        { "operation", r.operation },
+        { "datastore", r.datastore },
+        { "outcome", r.outcome },
+        { "error_tag", r.errorTag },
+        { "error_path", r.errorPath },
+        { "detail", r.detail },
+        { "request_bytes", r.requestBytes },
+        { "request_sha256", r.requestSha256 },
+    };
+}
 } // namespace callhome::cli

@@ -142,6 +142,29 @@ public:
     /** The sources blocked at `now` (until > now), ordered by source. */
     virtual std::vector<BlockedSource> blockedSources(TimePoint now) = 0;
 
+    // --- the operation trace (append-only; schemas/sql/0005-trace.sql) ---
+    /** Appends trace records in one transaction (a writer batches what it has queued). */
+    virtual void addTrace(const std::vector<TraceRecord>& records) = 0;
+    /** `fn` per record the filter selects, oldest first (by id), under the inventory's lock (see forEachDevice). */
+    virtual void forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn) = 0;
+    std::vector<TraceRecord> trace(const TraceFilter& filter)
+    {
+        std::vector<TraceRecord> out;
+        forEachTrace(filter, [&](const TraceRecord& r) { out.push_back(r); });
+        return out;
+    }
+    /**
+     * Retention: deletes the trace records received before `olderThan`, in one transaction (the only deletion the
+     * append-only triggers allow). Returns how many it deleted.
+     */
+    virtual int64_t pruneTrace(TimePoint olderThan) = 0;
+
+    /**
+     * Who the operator actions of this connection are attributed to (devices' decided_by, and "by WHO" in the
+     * events' detail): callhomectl's user, or the control API's client. "operator" until set.
+     */
+    virtual void setActor(const std::string& actor) = 0;
+
     // --- operator actions; each appends an event; all throw UsageError on an invalid transition ---
     /** pending|rejected|revoked → approved; name required unless already named; unique names. */
     virtual Device approve(

@@ -33,7 +33,6 @@ constexpr int64_t MaxCandidates = 10;
 /// SSH fingerprints are SHA-256 in unpadded base64: 43 characters after "SHA256:".
 constexpr size_t SshFingerprintLength = 43;
 constexpr size_t MaxNameLength = 64;
-constexpr const char* DecidedByOperator = "operator";
 constexpr const char* DecidedByPreProvisioning = "pre-provisioned";
 constexpr size_t MaxIdentityLength = 1024;
 
@@ -1336,7 +1335,7 @@ Device SqliteInventory::approveLocked(
         .bind(1, *newName)
         .bind(2, sshUser)
         .bind(3, toMs(at))
-        .bind(4, std::string(DecidedByOperator))
+        .bind(4, m_actor)
         .bind(5, d.id)
         .run();
     std::string detail = fmt::format("approved as {} (was {})", *newName, toString(d.state));
@@ -1346,6 +1345,7 @@ Device SqliteInventory::approveLocked(
     if (sshUser) {
         detail += fmt::format(", ssh user {}", *sshUser);
     }
+    detail += byActor();
     appendEvent({ .at = at,
         .kind = EventKind::Approved,
         .deviceId = d.id,
@@ -1362,7 +1362,7 @@ Device SqliteInventory::setStateByOperator(
     m_db.prepare("UPDATE devices SET state = ?1, decided_at = ?2, decided_by = ?3 WHERE id = ?4", purpose)
         .bind(1, toString(state))
         .bind(2, toMs(at))
-        .bind(3, std::string(DecidedByOperator))
+        .bind(3, m_actor)
         .bind(4, d.id)
         .run();
     appendEvent({ .at = at,
@@ -1370,7 +1370,7 @@ Device SqliteInventory::setStateByOperator(
         .deviceId = d.id,
         .deviceName = d.name.value_or(""),
         .fingerprint = d.fingerprint,
-        .detail = detail });
+        .detail = detail + byActor() });
     return requireDevice(d.id);
 }
 
@@ -1438,7 +1438,7 @@ void SqliteInventory::forgetLocked(const Device& d)
         .deviceName = d.name.value_or(""),
         .address = d.lastAddress,
         .fingerprint = d.fingerprint,
-        .detail = fmt::format("forgot device {} ({})", d.id, toString(d.state)) });
+        .detail = fmt::format("forgot device {} ({}){}", d.id, toString(d.state), byActor()) });
 }
 
 int64_t SqliteInventory::decideAll(const DeviceFilter& filter, const BulkDecision& decision)
@@ -1533,7 +1533,7 @@ Device SqliteInventory::rename(int64_t deviceId, const std::string& newName)
         .deviceId = d.id,
         .deviceName = newName,
         .fingerprint = d.fingerprint,
-        .detail = fmt::format("renamed from {} to {}", d.name.value_or("(unnamed)"), newName) });
+        .detail = fmt::format("renamed from {} to {}{}", d.name.value_or("(unnamed)"), newName, byActor()) });
     auto result = requireDevice(d.id);
     tx.commit();
     return result;
@@ -1587,7 +1587,7 @@ Device SqliteInventory::rekey(int64_t deviceId, int64_t pendingId)
         .bind(4, p.attempts)
         .bind(5, toMs(std::max(d.lastSeen, p.lastSeen)))
         .bind(6, toMs(at))
-        .bind(7, std::string(DecidedByOperator))
+        .bind(7, m_actor)
         .bind(8, d.id)
         .run();
     appendEvent({ .at = at,
@@ -1596,8 +1596,8 @@ Device SqliteInventory::rekey(int64_t deviceId, int64_t pendingId)
         .deviceName = d.name.value_or(""),
         .address = p.lastAddress,
         .fingerprint = p.fingerprint,
-        .detail = fmt::format("re-keyed from {} ({}) to {} ({}), was pending device {}; state approved (was {})",
-            d.fingerprint, d.keyType, p.fingerprint, p.keyType, p.id, toString(d.state)) });
+        .detail = fmt::format("re-keyed from {} ({}) to {} ({}), was pending device {}; state approved (was {}){}",
+            d.fingerprint, d.keyType, p.fingerprint, p.keyType, p.id, toString(d.state), byActor()) });
     auto result = requireDevice(d.id);
     tx.commit();
     return result;
@@ -1676,6 +1676,136 @@ bool SqliteInventory::unblockSource(const std::string& source, const std::string
     appendEvent({ .at = at, .kind = EventKind::Unblocked, .address = source, .detail = detail });
     tx.commit();
     return true;
+}
+
+std::string SqliteInventory::byActor() const
+{
+    return m_actor == "operator" ? std::string() : " by " + m_actor;
+}
+
+void SqliteInventory::setActor(const std::string& actor)
+{
+    if (auto problem = identityProblem("the operator's identity", actor); !problem.empty()) {
+        throw UsageError(problem);
+    }
+    std::lock_guard lock(m_mutex);
+    m_actor = actor;
+}
+
+void SqliteInventory::addTrace(const std::vector<TraceRecord>& records)
+{
+    if (records.empty()) {
+        return;
+    }
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "appending trace records";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    const std::string insert
+        = "INSERT INTO trace (received_at, answered_at, duration_ms, source, client, client_uid, client_user, "
+          "client_pid, client_cert_subject, client_cert_fingerprint, trace_id, device_id, device_name, connection_id, "
+          "message_id, operation, datastore, outcome, error_tag, error_path, detail, request_bytes, request_sha256) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+          "(SELECT id FROM devices WHERE id = ?12), ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+    for (const auto& r : records) {
+        // Clients, devices and peers supply most of this text: stored escaped, as event details are. (A device
+        // forgotten meanwhile leaves device_id NULL, as forget does to older records.)
+        m_db.prepare(insert, purpose)
+            .bind(1, toMs(r.receivedAt))
+            .bind(2, toMs(r.answeredAt))
+            .bind(3, r.durationMs)
+            .bind(4, escapeControl(r.source))
+            .bind(5, escapeControl(r.client))
+            .bind(6, r.clientUid)
+            .bind(7, escapeControl(r.clientUser))
+            .bind(8, r.clientPid)
+            .bind(9, escapeControl(r.clientCertSubject))
+            .bind(10, escapeControl(r.clientCertFingerprint))
+            .bind(11, escapeControl(r.traceId))
+            .bind(12, r.deviceId)
+            .bind(13, escapeControl(r.deviceName))
+            .bind(14, escapeControl(r.connectionId))
+            .bind(15, escapeControl(r.messageId))
+            .bind(16, escapeControl(r.operation))
+            .bind(17, escapeControl(r.datastore))
+            .bind(18, escapeControl(r.outcome))
+            .bind(19, escapeControl(r.errorTag))
+            .bind(20, escapeControl(r.errorPath))
+            .bind(21, escapeControl(r.detail))
+            .bind(22, r.requestBytes)
+            .bind(23, escapeControl(r.requestSha256))
+            .run();
+    }
+    tx.commit();
+}
+
+void SqliteInventory::forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn)
+{
+    std::lock_guard lock(m_mutex);
+    // As forEachEvent: in id order (the order of recording), or the newest N put back in order.
+    constexpr const char* columns
+        = "SELECT id, received_at, answered_at, duration_ms, source, client, client_uid, client_user, client_pid, "
+          "client_cert_subject, client_cert_fingerprint, trace_id, device_id, device_name, connection_id, message_id, "
+          "operation, datastore, outcome, error_tag, error_path, detail, request_bytes, request_sha256 FROM trace "
+          "WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR trace_id = "
+          "?3) AND (?4 IS NULL OR client = ?4 OR client_user = ?4 OR client_cert_subject = ?4 OR "
+          "client_cert_fingerprint = ?4 OR CAST(client_uid AS TEXT) = ?4) AND id > ?6";
+    std::string sql;
+    if (filter.limit && !filter.afterId) {
+        sql = std::string("SELECT * FROM (") + columns + " ORDER BY id DESC LIMIT ?5) ORDER BY id";
+    } else {
+        sql = std::string(columns) + " ORDER BY id LIMIT ?5";
+    }
+    auto stmt = m_db.prepare(sql, "listing trace records");
+    stmt.bind(1, filter.deviceId);
+    if (filter.since) {
+        stmt.bind(2, toMs(*filter.since));
+    }
+    stmt.bind(3, filter.traceId);
+    stmt.bind(4, filter.client);
+    stmt.bind(5, filter.limit ? std::max<int64_t>(*filter.limit, 0) : int64_t { -1 });
+    stmt.bind(6, filter.afterId.value_or(0));
+    while (stmt.step()) {
+        TraceRecord r;
+        r.id = stmt.integer(0);
+        r.receivedAt = fromMs(stmt.integer(1));
+        r.answeredAt = fromMs(stmt.integer(2));
+        r.durationMs = stmt.integer(3);
+        r.source = stmt.text(4);
+        r.client = stmt.text(5);
+        r.clientUid = stmt.optionalInteger(6);
+        r.clientUser = stmt.text(7);
+        r.clientPid = stmt.optionalInteger(8);
+        r.clientCertSubject = stmt.text(9);
+        r.clientCertFingerprint = stmt.text(10);
+        r.traceId = stmt.text(11);
+        r.deviceId = stmt.optionalInteger(12);
+        r.deviceName = stmt.text(13);
+        r.connectionId = stmt.text(14);
+        r.messageId = stmt.text(15);
+        r.operation = stmt.text(16);
+        r.datastore = stmt.text(17);
+        r.outcome = stmt.text(18);
+        r.errorTag = stmt.text(19);
+        r.errorPath = stmt.text(20);
+        r.detail = stmt.text(21);
+        r.requestBytes = stmt.integer(22);
+        r.requestSha256 = stmt.text(23);
+        fn(r);
+    }
+}
+
+int64_t SqliteInventory::pruneTrace(TimePoint olderThan)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "pruning trace records";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    // The delete trigger lets rows older than trace_prune.before go, and only while this transaction holds the row.
+    m_db.prepare("INSERT INTO trace_prune (id, before) VALUES (1, ?1)", purpose).bind(1, toMs(olderThan)).run();
+    m_db.prepare("DELETE FROM trace WHERE received_at < ?1", purpose).bind(1, toMs(olderThan)).run();
+    int64_t deleted = m_db.changes();
+    m_db.prepare("DELETE FROM trace_prune", purpose).run();
+    tx.commit();
+    return deleted;
 }
 
 std::unique_ptr<Inventory> openSqlite(const std::string& path)

@@ -63,6 +63,10 @@ public:
     Device rekey(int64_t deviceId, int64_t pendingId) override;
     bool unblockSource(const std::string& source, const std::string& decidedBy) override;
     int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) override;
+    void addTrace(const std::vector<TraceRecord>& records) override;
+    void forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn) override;
+    int64_t pruneTrace(TimePoint olderThan) override;
+    void setActor(const std::string& actor) override;
 
     /** Number of migrations this build carries, i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();
@@ -104,5 +108,8 @@ private:
     sqlite::Connection m_db;
     uint64_t m_ownCommits = 0;
     bool m_inBatch = false; ///< writeBatch() owns the transaction: WriteTransaction uses savepoints
+    std::string m_actor = "operator"; ///< setActor(); guarded by m_mutex
+    /** " by WHO" for an operator event's detail; empty for the default actor (details as before). */
+    std::string byActor() const;
 };
 } // namespace callhome::inventory

@@ -156,4 +156,46 @@ struct EventFilter {
     std::optional<int64_t> limit; ///< newest N (still returned oldest first); with afterId: the first N after it
     std::optional<int64_t> afterId; ///< only events with a greater id (a follower's position in the log)
 };
+
+/**
+ * One operation sent to a device on a client's behalf (RFC 7922 traceability): who asked, what was done to which
+ * device, when and how it ended. Never the request's body: its size and SHA-256 only.
+ */
+struct TraceRecord {
+    int64_t id = 0; ///< assigned by the inventory
+    TimePoint receivedAt; ///< when the client's request arrived
+    TimePoint answeredAt; ///< when this operation's outcome was known
+    int64_t durationMs = 0; ///< from the hand-over to the device's queue to the outcome
+    std::string source = "api"; ///< "api"; later "hook", "staged"
+    std::string client; ///< "uid 1000 (alice) pid 4242" or "cert CN=nms SHA256:..."
+    std::optional<int64_t> clientUid; ///< UNIX socket peer (SO_PEERCRED)
+    std::string clientUser; ///< that uid's user name, when it has one
+    std::optional<int64_t> clientPid;
+    std::string clientCertSubject; ///< TLS client certificate (TCP listener), RFC 2253
+    std::string clientCertFingerprint;
+    std::string traceId; ///< the client's opaque secondary id (X-Callhome-Trace-Id), may be empty
+    std::optional<int64_t> deviceId; ///< nulled when the device is forgotten
+    std::string deviceName;
+    std::string connectionId; ///< "C42"
+    std::string messageId; ///< the NETCONF message-id sent; empty when it never reached the device
+    std::string operation; ///< "edit-config", "get-config", "create-subscription", "close-session", ...
+    std::string datastore; ///< target or source datastore, empty when the operation has none
+    std::string outcome; ///< ok, rpc-error, timeout, transport-error, reply-too-large, refused, cancelled
+    std::string errorTag; ///< rpc-error: the first <rpc-error>'s error-tag
+    std::string errorPath; ///< and its error-path
+    std::string detail; ///< why, for the outcomes that are not ok
+    int64_t requestBytes = 0; ///< size of the operation sent (its XML)
+    std::string requestSha256; ///< lower-case hex SHA-256 of that XML: equal requests compare equal
+};
+
+/** Which trace records a listing covers: every field that is set narrows it. Oldest first (by id). */
+struct TraceFilter {
+    std::optional<int64_t> deviceId;
+    /** A uid (digits), a user name, a certificate subject or fingerprint, or the whole `client` text. */
+    std::optional<std::string> client;
+    std::optional<TimePoint> since; ///< received at or after
+    std::optional<std::string> traceId;
+    std::optional<int64_t> afterId; ///< only records with a greater id (a follower's position)
+    std::optional<int64_t> limit; ///< the newest N (still oldest first); with afterId: the first N after it
+};
 } // namespace callhome::inventory

@@ -141,6 +141,53 @@ std::optional<Hello> parseHello(std::string_view xml)
     return hello;
 }
 
+std::optional<OperationSummary> operationSummary(std::string_view xml)
+{
+    auto r = reader(xml);
+    if (!r) {
+        return std::nullopt;
+    }
+    OperationSummary out;
+    bool inDatastore = false;
+    bool haveRoot = false;
+    while (xmlTextReaderRead(r.get()) == 1) {
+        if (!isElement(r.get())) {
+            continue;
+        }
+        auto depth = xmlTextReaderDepth(r.get());
+        auto name = localName(r.get());
+        if (depth == 0) {
+            out.name = name;
+            haveRoot = true;
+            if (name == "commit") {
+                out.datastore = "running";
+            } else if (name == "discard-changes") {
+                out.datastore = "candidate";
+            } else if (name == "get") {
+                out.datastore = "operational";
+            }
+            if (xmlTextReaderIsEmptyElement(r.get()) || !out.datastore.empty()) {
+                break;
+            }
+        } else if (depth == 1) {
+            if (name != "target" && name != "source") {
+                if (name == "config" || name == "filter") {
+                    break; // the body: never read for the trace
+                }
+                continue;
+            }
+            inDatastore = true;
+        } else if (depth == 2 && inDatastore) {
+            out.datastore = name.substr(0, 64);
+            break;
+        }
+    }
+    if (!haveRoot) {
+        return std::nullopt;
+    }
+    return out;
+}
+
 std::string xmlEscape(std::string_view text)
 {
     std::string out;
@@ -208,10 +255,16 @@ std::optional<Reply> parseReply(std::string_view xml)
             sawError = true;
         } else if (depth == 2 && sawError && (name == "error-tag" || name == "error-message")
             && reply.error.size() < 512) {
+            auto text = trim(owned(xmlTextReaderReadString(r.get())));
+            if (name == "error-tag" && reply.errorTag.empty()) {
+                reply.errorTag = text;
+            }
             if (!reply.error.empty()) {
                 reply.error += ": ";
             }
-            reply.error += trim(owned(xmlTextReaderReadString(r.get())));
+            reply.error += text;
+        } else if (depth == 2 && sawError && name == "error-path" && reply.errorPath.empty()) {
+            reply.errorPath = trim(owned(xmlTextReaderReadString(r.get()))).substr(0, 1024);
         } else if (depth == 1 && name == "ok") {
             sawResult = true;
         } else if (depth == 1 && name == "data") {

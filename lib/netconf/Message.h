@@ -36,9 +36,21 @@ struct Reply {
     bool ok = false; ///< <ok/> or <data>, no <rpc-error>
     std::optional<std::string> dataText; ///< text content of <data> (e.g. the YANG source of <get-schema>)
     std::string error; ///< error-tag and error-message of the first <rpc-error>
+    std::string errorTag; ///< the first <rpc-error>'s error-tag
+    std::string errorPath; ///< and its error-path (empty when absent)
 };
 /** Parses an <rpc-reply>; nullopt when it is not one. */
 std::optional<Reply> parseReply(std::string_view xml);
+
+/** What a trace records of an operation (what goes inside <rpc>): its name and the datastore it reads or changes. */
+struct OperationSummary {
+    std::string name; ///< local name of the root element: edit-config, get-config, commit, ...
+    /** <target>'s or <source>'s datastore (running, candidate, startup, url); commit: running; discard-changes:
+     * candidate; get: operational; empty for the others. */
+    std::string datastore;
+};
+/** Reads `xml` only up to its datastore (never into <config> or a filter); nullopt when it is not XML. */
+std::optional<OperationSummary> operationSummary(std::string_view xml);
 
 std::string xmlEscape(std::string_view text);
 } // namespace callhome::netconf

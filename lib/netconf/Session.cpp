@@ -12,9 +12,11 @@ namespace {
  * closed descriptor and the unanswered <close-session> then is expected, not a warning (one per session). */
 thread_local bool t_freeing = false;
 
-void ncLog(const struct nc_session* session, NC_VERB_LEVEL level, const char* msg) noexcept
+void ncLog(const struct nc_session* session, NC_VERB_LEVEL level, const char* raw) noexcept
 {
     try {
+        auto text = withoutMessageBodies(raw ? std::string_view(raw) : std::string_view());
+        const char* msg = text.c_str();
         auto logger = log::get(log::Netconf);
         auto lvl = t_freeing           ? spdlog::level::debug
             : level == NC_VERB_ERROR   ? spdlog::level::warn
@@ -38,6 +40,19 @@ void lyLog(LY_LOG_LEVEL level, const char* msg, const char* path) noexcept
     } catch (...) { }
 }
 } // namespace
+
+std::string withoutMessageBodies(std::string_view msg)
+{
+    auto cut = msg.find_first_of("<\n");
+    if (cut == std::string_view::npos) {
+        return std::string(msg);
+    }
+    auto head = msg.substr(0, cut);
+    while (!head.empty() && (head.back() == ' ' || head.back() == ':')) {
+        head.remove_suffix(1);
+    }
+    return std::string(head) + " [" + std::to_string(msg.size() - cut) + " bytes of message not logged]";
+}
 
 Runtime::Runtime()
 {

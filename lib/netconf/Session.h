@@ -4,12 +4,20 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct nc_session;
 
 namespace callhome::netconf {
 class Context;
+
+/**
+ * libnetconf2 prints whole messages at its debug level ("Received message:" and the XML): their content is
+ * configuration, possibly secrets, and is never logged. Its log lines keep their text up to the first newline or '<'
+ * and say how much was left out.
+ */
+std::string withoutMessageBodies(std::string_view msg);
 
 /** Setting up the NETCONF session (<hello>, YANG modules) failed. */
 class SessionError : public Error {

@@ -924,11 +924,12 @@ void Connection::sendRpcs()
         auto call = std::move(m_rpcQueue.front());
         m_rpcQueue.pop_front();
         if (call->cancelled) {
-            m_rpcDeadlines.erase({ call->deadline, call.get() });
+            complete(call, { .kind = RpcOutcome::Kind::TransportError, .detail = "not sent: the client went away" });
             continue;
         }
         auto seq = ++m_rpcSequence;
-        sendOwn(kApiIdPrefix + std::to_string(seq), call->operation);
+        call->messageId = kApiIdPrefix + std::to_string(seq);
+        sendOwn(call->messageId, call->operation);
         m_rpcOutstanding.emplace(seq, std::move(call));
         m_stats->rpcs.fetch_add(1, std::memory_order_relaxed);
         sent = true;
@@ -942,9 +943,9 @@ void Connection::sendRpcs()
 void Connection::complete(const std::shared_ptr<RpcCall>& call, RpcOutcome outcome)
 {
     m_rpcDeadlines.erase({ call->deadline, call.get() });
-    if (!call->cancelled) {
-        call->done(std::move(outcome));
-    }
+    outcome.messageId = call->messageId;
+    outcome.cancelled = call->cancelled;
+    call->done(std::move(outcome));
 }
 
 void Connection::expireRpcs(Clock::time_point now)

@@ -453,6 +453,11 @@ void Daemon::prune(SteadyClock::time_point t)
             if (auto n = inv.pruneEvents(*cutoff); n > 0) {
                 log::get(log::Inventory)->info("retention: deleted {} events older than {}", n, toIso8601(*cutoff));
             }
+            // The operation trace follows the same policy (issue 12).
+            if (auto n = inv.pruneTrace(*cutoff); n > 0) {
+                log::get(log::Inventory)
+                    ->info("retention: deleted {} trace records older than {}", n, toIso8601(*cutoff));
+            }
         }
         return std::function<void()> {};
     });

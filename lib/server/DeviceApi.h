@@ -19,18 +19,23 @@ struct RpcOutcome {
     Kind kind = Kind::Reply;
     std::string reply; ///< the whole <rpc-reply> (Kind::Reply)
     std::string detail; ///< why, for the others
+    std::string messageId; ///< the message-id it was sent with; empty when it was never sent
+    /** The client went away first (RpcCall::cancelled): `done` is called for the trace only, nobody is answered. */
+    bool cancelled = false;
 };
 
 /**
  * One RPC from the control API to a device. Made on an API thread and shared with the device's connection, which
  * frames it into the session (pipelined behind others to the same device) and answers `done` exactly once, on its
- * event loop: `done` must not block.
+ * event loop, also when the client went away (RpcOutcome::cancelled, so that the operation is traced): `done` must
+ * not block.
  */
 struct RpcCall {
     std::string operation; ///< what goes inside <rpc>: one well-formed XML element
     std::chrono::steady_clock::time_point deadline;
     std::function<void(RpcOutcome)> done;
     std::atomic<bool> cancelled { false }; ///< the client went away: not sent if still queued, its reply dropped
+    std::string messageId; ///< set by the connection (on its loop) when it sends the call
 };
 
 /** One follower of a device's notifications (an API stream). Called on the connection's loop: never blocks. */
