@@ -1,5 +1,6 @@
 #pragma once
 #include "common/Error.h"
+#include "common/Log.h"
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -23,6 +24,7 @@ struct Endpoint {
     uint16_t port = 4334;
     /** "ssh:[::]:4334", "tls:127.0.0.1:4335" */
     std::string toString() const;
+    bool operator==(const Endpoint&) const = default;
 };
 
 /** Options for one manufacturer directory of the trust store. */
@@ -30,6 +32,7 @@ struct ManufacturerOptions {
     std::string name;
     std::string serialSource = "subject-serial-number"; ///< subject-serial-number | hardware-module-name | common-name
     bool ignoreLifetime = false;
+    bool operator==(const ManufacturerOptions&) const = default;
 };
 
 /** What to do with a device chain whose manufacturer CRL is past its nextUpdate (tls/crl-expired). */
@@ -44,6 +47,7 @@ struct CertToName {
     std::string fingerprint; ///< "SHA256:AB:CD:..."
     std::string mapType; ///< specified | san-rfc822-name | san-dns-name | san-ip-address | san-any | common-name
     std::string name; ///< for specified
+    bool operator==(const CertToName&) const = default;
 };
 
 /** The `admission` container of the configuration: limits applied before any cryptography (server/Admission.h). */
@@ -56,6 +60,7 @@ struct AdmissionSettings {
     std::chrono::seconds failureWindow { 60 };
     std::chrono::seconds blockDuration { 600 };
     std::chrono::seconds summaryInterval { 10 };
+    bool operator==(const AdmissionSettings&) const = default;
 };
 
 /** The `control` container: the control API (lib/api). */
@@ -73,8 +78,10 @@ struct ControlSettings {
         std::string certificate;
         std::string key;
         std::string clientCa;
+        bool operator==(const Tcp&) const = default;
     };
     std::optional<Tcp> tcp;
+    bool operator==(const ControlSettings&) const = default;
 };
 
 struct Config {
@@ -102,6 +109,7 @@ struct Config {
     std::vector<ManufacturerOptions> manufacturers;
     CrlExpired crlExpired = CrlExpired::FailClosed; ///< tls/crl-expired
     std::vector<CertToName> certToName; ///< ascending id
+    log::Levels logLevels; ///< log/level and log/subsystem (before the command line's --log-level)
     bool hasTls() const;
 };
 
@@ -120,6 +128,11 @@ struct Overrides {
  * the embedded defaults. Throws ConfigError naming the file and the offending data path.
  */
 Config load(const std::optional<std::string>& file, const Overrides& overrides);
+/**
+ * What differs between the running configuration and `next` that a reload cannot apply (SIGHUP): the config paths
+ * ("state-dir", "limits/event-loops", "tls/manufacturer", ...), in the module's order; empty when all of it is live.
+ */
+std::vector<std::string> restartNeeded(const Config& running, const Config& next);
 /** Parses "ssh:127.0.0.1:4334" / "tls:[::1]:4335" / "ssh:[::]:4334"; throws ConfigError. */
 Endpoint parseEndpoint(const std::string& text);
 /** The embedded YANG module text (for `callhomed --print-schema`). */
