@@ -57,3 +57,10 @@ set_tests_properties(callhome_api_hostile PROPERTIES TIMEOUT 180)
 callhome_add_test(NAME callhome_api_sim SOURCES callhome_api_sim.cpp ${CALLHOME_API_TEST_SOURCES}
     LIBS callhome-api callhome-server callhome-simlib callhome-test-harness nlohmann_json::nlohmann_json)
 set_tests_properties(callhome_api_sim PROPERTIES TIMEOUT 180)
+
+# The real callhomed under a stand-in for systemd (NOTIFY_SOCKET read by the test): readiness, STATUS=, the watchdog
+# and its heartbeat, SIGHUP reloads with a real OpenSSH device (sshd) and a stunnel TLS device.
+callhome_add_test(NAME callhome_systemd SOURCES callhome_systemd.cpp
+    LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json PkgConfig::SQLITE3)
+add_dependencies(callhome_systemd callhomed callhomectl)
+set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)
