@@ -288,7 +288,7 @@ void Daemon::stop()
     if (m_registry) {
         // Every session gets <close-session>; each waits for its reply at most timeouts/close, all in parallel.
         m_registry->closeAll("listener shutting down");
-        m_registry->waitEmpty(m_config.closeTimeout + std::chrono::seconds(1));
+        m_registry->waitEmpty(liveConfig().closeTimeout + std::chrono::seconds(1)); // as reloaded
     }
     for (auto& l : m_loops) {
         l->stop(); // what is left (handshakes, sessions that did not answer) ends here
