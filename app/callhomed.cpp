@@ -1,8 +1,10 @@
 // callhomed: the NETCONF Call Home listener. Wiring only; the work is in lib/.
 #include "api/ControlApi.h"
 #include "common/Log.h"
+#include "common/Systemd.h"
 #include "config/Config.h"
 #include "server/Daemon.h"
+#include "server/Watchdog.h"
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
@@ -20,9 +22,11 @@ int main(int argc, char** argv)
     app.set_version_flag("--version", std::string("callhomed ") + CALLHOME_VERSION);
     std::optional<std::string> configFile;
     callhome::config::Overrides overrides;
-    std::string logLevel = "info";
+    std::vector<std::string> logLevels;
     bool journal = false;
+    bool noJournal = false;
     bool checkOnly = false;
+    bool stallOnSigusr2 = false;
     app.add_option(
         "--config", configFile, "Configuration file (JSON, RFC 7951) validated against schemas/callhome-config.yang");
     app.add_option("--state-dir", overrides.stateDir,
@@ -36,15 +40,30 @@ int main(int argc, char** argv)
         "trust-store/README.md); needed for tls endpoints");
     app.add_option("--control-socket", overrides.controlSocket,
         "UNIX socket of the control API (default from config, else STATE-DIR/control.sock; \"\" for none)");
-    app.add_option("--log-level", logLevel, "trace, debug, info, warning, error, critical or off")
-        ->capture_default_str();
-    app.add_flag("--journal", journal, "Log to the systemd journal instead of stderr");
+    app.add_option("--log-level", logLevels,
+        "LEVEL or SUBSYSTEM=LEVEL, comma-separated, repeatable (--log-level info --log-level "
+        "inventory=debug,netconf=trace); levels trace, debug, info, warning, error, critical, off; subsystems main, "
+        "listener, ssh, identity, netconf, inventory. Wins over the config's log/level and log/subsystem (default "
+        "info)");
+    auto* journalFlag = app.add_flag("--journal", journal,
+        "Log to the systemd journal (the default when stderr is the journal's stream, see JOURNAL_STREAM)");
+    app.add_flag("--no-journal", noJournal, "Log to stderr even when it is the journal's stream")
+        ->excludes(journalFlag);
     app.add_flag("--check-config", checkOnly, "Validate the configuration, print the effective settings and exit");
+    // Hidden (no group): lets a test prove that a stalled event loop stops the watchdog pings.
+    app.add_flag("--test-stall-loop-on-sigusr2", stallOnSigusr2)->group("");
     CLI11_PARSE(app, argc, argv);
 
     try {
-        callhome::log::init(callhome::log::parseLevel(logLevel), journal);
+        callhome::log::Levels cliLevels;
+        for (const auto& l : logLevels) {
+            callhome::log::parseLevels(l, cliLevels);
+        }
+        namespace log = callhome::log;
+        namespace systemd = callhome::systemd;
+        log::init(cliLevels, journal ? log::Output::Journal : noJournal ? log::Output::Stderr : log::Output::Auto);
         auto config = callhome::config::load(configFile, overrides);
+        log::setLevels(config.logLevels.overriddenBy(cliLevels));
         if (checkOnly) {
             std::cout << "configuration ok\n";
             for (const auto& e : config.listen) {
@@ -56,6 +75,7 @@ int main(int argc, char** argv)
             if (config.control.tcp) {
                 std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";
             }
+            std::cout << "log-level " << log::levels().toString() << "\n";
             return 0;
         }
 
@@ -67,21 +87,55 @@ int main(int argc, char** argv)
         sigaddset(&signals, SIGTERM);
         sigaddset(&signals, SIGINT);
         sigaddset(&signals, SIGHUP);
+        if (stallOnSigusr2) {
+            sigaddset(&signals, SIGUSR2);
+        }
         pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+        systemd::notify("STATUS=starting: opening the inventory, binding the endpoints");
         auto control = config.control;
         callhome::server::Daemon daemon(std::move(config));
         daemon.start();
         callhome::api::ControlApi api(daemon, control);
         api.start();
-        int sig = 0;
-        while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-            // SIGHUP (systemctl reload): trust anchors and CRLs; the config file itself needs a restart for now.
-            callhome::log::get(callhome::log::Main)->info("SIGHUP received, reloading the trust store");
-            daemon.reloadTrustStore();
+        // Every endpoint is bound and accepting, the inventory open and the control API listening.
+        systemd::notify("READY=1\nSTATUS=" + daemon.statusLine());
+        std::unique_ptr<callhome::server::ServiceNotifier> notifier;
+        if (systemd::notifying()) {
+            notifier = std::make_unique<callhome::server::ServiceNotifier>(
+                callhome::server::ServiceNotifier::Options { .watchdog = systemd::watchdogInterval() },
+                daemon.heartbeat(), [&daemon] { return daemon.statusLine(); });
         }
-        callhome::log::get(callhome::log::Main)
-            ->info("{} received, closing sessions", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        int sig = 0;
+        while (sigwait(&signals, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR2)) {
+            if (sig == SIGUSR2) {
+                daemon.stallEventLoopForTest();
+                continue;
+            }
+            // SIGHUP (systemctl reload): the config file, the trust store and CRLs; sessions stay up.
+            systemd::notify(systemd::reloadingState());
+            log::get(log::Main)->info("SIGHUP received, reloading {}", configFile ? *configFile : "(no config file)");
+            try {
+                auto next = callhome::config::load(configFile, overrides);
+                daemon.reload(next);
+                auto levels = next.logLevels.overriddenBy(cliLevels);
+                if (levels != log::levels()) {
+                    log::setLevels(levels);
+                    log::get(log::Main)->info("log levels now {}", levels.toString());
+                }
+            } catch (const std::exception& e) {
+                log::get(log::Main)->error("reload refused, the running configuration stays: {}", e.what());
+            }
+            systemd::notify("READY=1\nSTATUS=" + daemon.statusLine());
+            if (notifier) {
+                notifier->refresh();
+            }
+        }
+        systemd::notify("STOPPING=1\nSTATUS=stopping: closing sessions");
+        log::get(log::Main)->info("{} received, closing sessions", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (notifier) {
+            notifier->stop();
+        }
         daemon.stop(); // first: device connections answer API requests until they end
         api.stop();
         return 0;

@@ -70,3 +70,10 @@ callhome_add_test(NAME callhome_trace SOURCES callhome_trace.cpp ${CALLHOME_API_
     LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
 add_dependencies(callhome_trace callhomectl callhomed)
 set_tests_properties(callhome_trace PROPERTIES TIMEOUT 180)
+
+# The real callhomed under a stand-in for systemd (NOTIFY_SOCKET read by the test): readiness, STATUS=, the watchdog
+# and its heartbeat, SIGHUP reloads with a real OpenSSH device (sshd) and a stunnel TLS device.
+callhome_add_test(NAME callhome_systemd SOURCES callhome_systemd.cpp
+    LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json PkgConfig::SQLITE3)
+add_dependencies(callhome_systemd callhomed callhomectl)
+set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)

@@ -252,3 +252,66 @@ TEST_CASE("pending caps, event retention and the inventory group")
         CHECK_THROWS_WITH(load(f.path.string(), {}), Catch::Contains("event-max-age"));
     }
 }
+
+TEST_CASE("log levels: a default and per-subsystem levels, defaults to info")
+{
+    auto defaults = load(std::nullopt, {});
+    CHECK(defaults.logLevels.all == spdlog::level::info);
+    CHECK(defaults.logLevels.subsystems.empty());
+
+    TempFile f(R"({"callhome-config:callhome": {"log": {"level": "warning",
+        "subsystem": [{"name": "inventory", "level": "debug"}, {"name": "netconf", "level": "trace"}]}}})");
+    auto c = load(f.path.string(), {});
+    CHECK(c.logLevels.all == spdlog::level::warn);
+    CHECK(c.logLevels.of("inventory") == spdlog::level::debug);
+    CHECK(c.logLevels.of("netconf") == spdlog::level::trace);
+    CHECK(c.logLevels.of("ssh") == spdlog::level::warn);
+    CHECK(c.logLevels.toString() == "warning,inventory=debug,netconf=trace");
+
+    // the command line (--log-level) goes on top, item by item
+    callhome::log::Levels cli;
+    callhome::log::parseLevels("netconf=info", cli);
+    auto merged = c.logLevels.overriddenBy(cli);
+    CHECK(merged.toString() == "warning,inventory=debug,netconf=info");
+}
+
+TEST_CASE("log levels: an unknown subsystem or level names the node")
+{
+    TempFile unknownSubsystem(
+        R"({"callhome-config:callhome": {"log": {"subsystem": [{"name": "database", "level": "debug"}]}}})");
+    CHECK_THROWS_WITH(load(unknownSubsystem.path.string(), {}),
+        Catch::Contains(unknownSubsystem.path.string()) && Catch::Contains("log/subsystem"));
+    TempFile badLevel(R"({"callhome-config:callhome": {"log": {"level": "verbose"}}})");
+    CHECK_THROWS_WITH(load(badLevel.path.string(), {}), Catch::Contains("log/level"));
+    TempFile noLevel(R"({"callhome-config:callhome": {"log": {"subsystem": [{"name": "ssh"}]}}})");
+    CHECK_THROWS_AS(load(noLevel.path.string(), {}), ConfigError);
+}
+
+TEST_CASE("restartNeeded: what a reload cannot apply")
+{
+    TempFile base(R"({"callhome-config:callhome": {"listen": [{"name": "a", "address": "127.0.0.1", "port": 14334}],
+        "ssh": {"user": "admin"}, "limits": {"event-loops": 2}}})");
+    auto running = load(base.path.string(), {});
+    CHECK(restartNeeded(running, running).empty());
+
+    // live: endpoints, credentials, timeouts, message size, admission rates, log levels
+    TempFile live(R"({"callhome-config:callhome": {
+        "listen": [{"name": "a", "address": "127.0.0.1", "port": 14334}, {"name": "b", "address": "::1", "port": 0}],
+        "ssh": {"user": "root", "password": "x"}, "limits": {"event-loops": 2, "max-message": 1048576},
+        "timeouts": {"handshake": 3}, "admission": {"per-source-rate": "5"}, "log": {"level": "debug"}}})");
+    CHECK(restartNeeded(running, load(live.path.string(), {})).empty());
+
+    TempFile restart(R"({"callhome-config:callhome": {"listen": [{"name": "a", "address": "127.0.0.1", "port": 14334}],
+        "state-dir": "/elsewhere", "ssh": {"user": "admin"}, "limits": {"event-loops": 4},
+        "control": {"socket": "/run/other.sock"}, "admission": {"max-handshakes": 10}}})");
+    CHECK(restartNeeded(running, load(restart.path.string(), {}))
+        == std::vector<std::string> {
+            "state-dir", "inventory", "ssh/key-file", "limits/event-loops", "control", "admission/max-handshakes" });
+
+    // a first TLS endpoint needs the TLS context built at start
+    TempFile tls(R"({"callhome-config:callhome": {"listen": [{"name": "a", "address": "127.0.0.1", "port": 14334},
+        {"name": "t", "transport": "tls", "address": "127.0.0.1", "port": 0}],
+        "ssh": {"user": "admin"}, "limits": {"event-loops": 2}, "tls": {"trust-store": "/tmp/ts"}}})");
+    CHECK(restartNeeded(running, load(tls.path.string(), {}))
+        == std::vector<std::string> { "listen (a first tls endpoint)", "tls/trust-store" });
+}

@@ -131,3 +131,62 @@ TEST_CASE("worker pool bounds its queue")
     }
     CHECK(done == 3);
 }
+
+namespace {
+/** connect() to 127.0.0.1:port succeeds (the kernel completes it once the socket listens). */
+bool listening(uint16_t port)
+{
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+} // namespace
+
+TEST_CASE("update() adds and removes endpoints while running, keeps the others' sockets, changes nothing on error")
+{
+    Collector c;
+    const auto kept = config::parseEndpoint("ssh:127.0.0.1:0");
+    Listener l({ kept }, [&](Accepted&& a) { c.add(std::move(a)); });
+    l.start();
+    const auto keptPort = l.endpoints().at(0).port;
+
+    // an added endpoint accepts at once; the kept one is not rebound (same port, though configured as port 0)
+    const auto added = config::parseEndpoint("tls:127.0.0.1:0");
+    auto u = l.update({ kept, added });
+    REQUIRE(u.added.size() == 1);
+    CHECK(u.removed.empty());
+    CHECK(u.added[0].transport == config::Transport::Tls);
+    const auto addedPort = u.added[0].port;
+    REQUIRE(l.endpoints().size() == 2);
+    CHECK(l.endpoints()[0].port == keptPort);
+    CHECK(l.endpoints()[1].port == addedPort);
+    int a = connectTo(AF_INET, "127.0.0.1", addedPort);
+    REQUIRE(c.waitFor(1));
+    CHECK(c.accepted.back().endpoint.transport == config::Transport::Tls);
+    CHECK(l.update({ kept, added }).added.empty()); // the same list again: nothing to do
+
+    // a port that cannot be bound refuses the whole update: the endpoint to be removed stays too
+    Listener other({ config::parseEndpoint("ssh:127.0.0.1:0") }, [](Accepted&&) {});
+    auto taken = other.endpoints()[0];
+    CHECK_THROWS_WITH(l.update({ kept, taken }), Catch::Contains("cannot listen on") && Catch::Contains("in use"));
+    CHECK(l.endpoints().size() == 2);
+    CHECK(listening(addedPort));
+
+    // removed: that port stops accepting, the kept one goes on
+    u = l.update({ kept });
+    REQUIRE(u.removed.size() == 1);
+    CHECK(u.removed[0].port == addedPort);
+    CHECK(l.endpoints().size() == 1);
+    CHECK_FALSE(listening(addedPort));
+    int b = connectTo(AF_INET, "127.0.0.1", keptPort);
+    REQUIRE(c.waitFor(2));
+    l.stop();
+    ::close(a);
+    ::close(b);
+}

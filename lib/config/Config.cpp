@@ -92,6 +92,38 @@ std::string_view yangModule()
     return embedded::yang.at(0).second;
 }
 
+std::vector<std::string> restartNeeded(const Config& running, const Config& next)
+{
+    std::vector<std::string> out;
+    auto check = [&](bool differs, const char* path) {
+        if (differs) {
+            out.emplace_back(path);
+        }
+    };
+    // A first tls endpoint needs the TLS client context and trust store that are built only at start.
+    check(!running.hasTls() && next.hasTls(), "listen (a first tls endpoint)");
+    check(running.stateDir != next.stateDir, "state-dir");
+    check(running.inventoryPath != next.inventoryPath, "inventory");
+    check(running.listenerId != next.listenerId, "listener-id");
+    check(running.sshKeyFile != next.sshKeyFile, "ssh/key-file");
+    check(running.trustStore != next.trustStore, "tls/trust-store");
+    check(running.crlExpired != next.crlExpired, "tls/crl-expired");
+    check(running.manufacturers != next.manufacturers, "tls/manufacturer");
+    check(running.certToName != next.certToName, "tls/cert-to-name");
+    check(running.eventLoops != next.eventLoops, "limits/event-loops");
+    check(running.maxContexts != next.maxContexts, "limits/max-contexts");
+    check(running.control != next.control, "control");
+    // The inventory and setup queues are sized from it at start.
+    check(running.admission.maxHandshakes != next.admission.maxHandshakes, "admission/max-handshakes");
+    check(running.admission.summaryInterval != next.admission.summaryInterval, "admission/summary-interval");
+    check(running.yangSearchDirs != next.yangSearchDirs, "yang/search-dir");
+    check(running.admission.maxPending != next.admission.maxPending, "admission/max-pending");
+    check(running.admission.maxPendingPerSource != next.admission.maxPendingPerSource,
+        "admission/max-pending-per-source");
+    check(running.inventoryGroup != next.inventoryGroup, "inventory-group");
+    return out;
+}
+
 Endpoint parseEndpoint(const std::string& text)
 {
     auto bad = [&](const std::string& why) {
@@ -324,6 +356,15 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         }
         ly_set_free(set, nullptr);
         std::sort(c.certToName.begin(), c.certToName.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    }
+    c.logLevels.all = log::parseLevel(get("log/level").value_or("info"));
+    if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/log/subsystem", &set) == LY_SUCCESS) {
+        for (uint32_t i = 0; i < set->count; ++i) {
+            auto sub = [&](const char* name) { return leaf(set->dnodes[i], name); };
+            // The YANG enumerations are exactly log::Subsystems and the level names parseLevel() takes.
+            c.logLevels.subsystems[sub("name").value_or("")] = log::parseLevel(sub("level").value_or("info"));
+        }
+        ly_set_free(set, nullptr);
     }
     if (c.hasTls() && !c.trustStore) {
         throw ConfigError(where + ": a tls endpoint needs a trust store (tls/trust-store or --trust-store)");

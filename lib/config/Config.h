@@ -1,5 +1,6 @@
 #pragma once
 #include "common/Error.h"
+#include "common/Log.h"
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -23,6 +24,7 @@ struct Endpoint {
     uint16_t port = 4334;
     /** "ssh:[::]:4334", "tls:127.0.0.1:4335" */
     std::string toString() const;
+    bool operator==(const Endpoint&) const = default;
 };
 
 /** Options for one manufacturer directory of the trust store. */
@@ -30,6 +32,7 @@ struct ManufacturerOptions {
     std::string name;
     std::string serialSource = "subject-serial-number"; ///< subject-serial-number | hardware-module-name | common-name
     bool ignoreLifetime = false;
+    bool operator==(const ManufacturerOptions&) const = default;
 };
 
 /** What to do with a device chain whose manufacturer CRL is past its nextUpdate (tls/crl-expired). */
@@ -44,6 +47,7 @@ struct CertToName {
     std::string fingerprint; ///< "SHA256:AB:CD:..."
     std::string mapType; ///< specified | san-rfc822-name | san-dns-name | san-ip-address | san-any | common-name
     std::string name; ///< for specified
+    bool operator==(const CertToName&) const = default;
 };
 
 /** The `admission` container of the configuration: limits applied before any cryptography (server/Admission.h). */
@@ -58,12 +62,14 @@ struct AdmissionSettings {
     std::chrono::seconds summaryInterval { 10 };
     uint32_t maxPending = 10'000; ///< devices pending approval in all; 0 = no cap
     uint32_t maxPendingPerSource = 100; ///< pending devices last seen at one source key; 0 = no cap
+    bool operator==(const AdmissionSettings&) const = default;
 };
 
 /** The `retention` container: how long the event log keeps history. */
 struct RetentionSettings {
     std::chrono::days eventMaxAge { 90 }; ///< 0 = no age limit
     uint64_t eventMaxRows = 0; ///< 0 = no row limit
+    bool operator==(const RetentionSettings&) const = default;
 };
 
 /** The `control` container: the control API (lib/api). */
@@ -81,8 +87,10 @@ struct ControlSettings {
         std::string certificate;
         std::string key;
         std::string clientCa;
+        bool operator==(const Tcp&) const = default;
     };
     std::optional<Tcp> tcp;
+    bool operator==(const ControlSettings&) const = default;
 };
 
 struct Config {
@@ -112,6 +120,7 @@ struct Config {
     std::vector<ManufacturerOptions> manufacturers;
     CrlExpired crlExpired = CrlExpired::FailClosed; ///< tls/crl-expired
     std::vector<CertToName> certToName; ///< ascending id
+    log::Levels logLevels; ///< log/level and log/subsystem (before the command line's --log-level)
     bool hasTls() const;
 };
 
@@ -130,6 +139,11 @@ struct Overrides {
  * the embedded defaults. Throws ConfigError naming the file and the offending data path.
  */
 Config load(const std::optional<std::string>& file, const Overrides& overrides);
+/**
+ * What differs between the running configuration and `next` that a reload cannot apply (SIGHUP): the config paths
+ * ("state-dir", "limits/event-loops", "tls/manufacturer", ...), in the module's order; empty when all of it is live.
+ */
+std::vector<std::string> restartNeeded(const Config& running, const Config& next);
 /** Parses "ssh:127.0.0.1:4334" / "tls:[::1]:4335" / "ssh:[::]:4334"; throws ConfigError. */
 Endpoint parseEndpoint(const std::string& text);
 /** The embedded YANG module text (for `callhomed --print-schema`). */

@@ -142,10 +142,11 @@ DeviceChannel channel(EventLoop* loop, uint64_t token)
 }
 } // namespace
 
-Connection::Connection(EventLoop& loop, Services& services, Accepted accepted, std::string id, TimePoint acceptedAt,
-    Clock::time_point deadline)
+Connection::Connection(EventLoop& loop, std::shared_ptr<Services> services, Accepted accepted, std::string id,
+    TimePoint acceptedAt, Clock::time_point deadline)
     : m_loop(loop)
-    , m_services(services)
+    , m_servicesHeld(std::move(services))
+    , m_services(*m_servicesHeld)
     , m_id(std::move(id))
     , m_address(accepted.peerAddress)
     , m_port(accepted.peerPort)
@@ -153,8 +154,8 @@ Connection::Connection(EventLoop& loop, Services& services, Accepted accepted, s
     , m_acceptedAt(acceptedAt)
     , m_deadline(deadline)
     , m_socket(std::move(accepted.socket))
-    , m_fromDevice(services.limits.maxMessage)
-    , m_fromNc(services.limits.maxMessage)
+    , m_fromDevice(m_services.limits.maxMessage)
+    , m_fromNc(m_services.limits.maxMessage)
 { }
 
 Connection::~Connection()

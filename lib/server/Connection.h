@@ -79,8 +79,9 @@ struct Services {
  */
 class Connection : public Pollable {
 public:
-    Connection(EventLoop& loop, Services& services, Accepted accepted, std::string id, TimePoint acceptedAt,
-        std::chrono::steady_clock::time_point deadline);
+    /** `services` as of the accept; the connection keeps them (a reload publishes new ones for later connections). */
+    Connection(EventLoop& loop, std::shared_ptr<Services> services, Accepted accepted, std::string id,
+        TimePoint acceptedAt, std::chrono::steady_clock::time_point deadline);
     ~Connection() override;
     /** Starts the state machine; `token` is this connection's on its loop. */
     void begin(uint64_t token);
@@ -159,6 +160,7 @@ private:
     int deviceFd() const;
 
     EventLoop& m_loop;
+    std::shared_ptr<Services> m_servicesHeld; ///< keeps m_services alive
     Services& m_services;
     uint64_t m_token = 0;
     std::string m_id;

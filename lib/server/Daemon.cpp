@@ -14,6 +14,7 @@
 #include "server/Listener.h"
 #include "server/Metrics.h"
 #include "server/SessionRegistry.h"
+#include "server/Watchdog.h"
 #include "server/WorkerPool.h"
 #include "transport/StationKey.h"
 #include "transport/TlsHandshake.h"
@@ -205,7 +206,7 @@ Daemon::~Daemon()
     stop();
 }
 
-const std::vector<config::Endpoint>& Daemon::endpoints() const
+std::vector<config::Endpoint> Daemon::endpoints() const
 {
     return m_listener->endpoints();
 }
@@ -271,6 +272,10 @@ size_t Daemon::connections() const
 
 void Daemon::start()
 {
+    {
+        std::lock_guard lock(m_liveMutex);
+        m_live = std::make_shared<const Live>(Live { std::make_shared<Services>(m_services), m_config });
+    }
     // After a crash or kill -9, sessions this listener recorded are gone: nobody is connected until they call again.
     m_inventory->listenerStarted(m_config.listenerId, now());
     m_writer->start();
@@ -291,6 +296,11 @@ void Daemon::stop()
     if (m_stopped.exchange(true)) {
         return;
     }
+    {
+        std::lock_guard lock(m_stallMutex); // a loop stalled by a test must come back to be stopped
+        m_stallReleased = true;
+    }
+    m_stallWake.notify_all();
     auto logger = log::get(log::Main);
     if (m_listener) {
         m_listener->stop();
@@ -306,7 +316,7 @@ void Daemon::stop()
     if (m_registry) {
         // Every session gets <close-session>; each waits for its reply at most timeouts/close, all in parallel.
         m_registry->closeAll("listener shutting down");
-        m_registry->waitEmpty(m_config.closeTimeout + std::chrono::seconds(1));
+        m_registry->waitEmpty(liveConfig().closeTimeout + std::chrono::seconds(1)); // as reloaded
     }
     for (auto& l : m_loops) {
         l->stop(); // what is left (handshakes, sessions that did not answer) ends here
@@ -348,18 +358,19 @@ void Daemon::onAccept(Accepted&& accepted)
     m_metrics->accepted();
     std::string id = "C";
     id += std::to_string(m_nextConnection++); // not "C" + ...: GCC 12 -O3 warns falsely (-Wrestrict)
-    tuneSocket(accepted.socket.get(), m_config);
+    auto settings = live(); // as of this accept: a reload applies to later connections
+    tuneSocket(accepted.socket.get(), settings->config);
     log::get(log::Listener)
         ->debug("[{} {}] accepted on {} from port {}", id, accepted.peerAddress, accepted.endpoint.toString(),
             accepted.peerPort);
     // The deadline starts now, at accept, not when a loop first looks at the connection.
-    auto deadline = t + m_config.handshakeTimeout;
+    auto deadline = t + settings->config.handshakeTimeout;
     auto acceptedAt = now();
     auto* loop = m_loops[m_nextLoop++ % m_loops.size()].get();
     auto shared = std::make_shared<Accepted>(std::move(accepted));
-    loop->post([this, loop, shared, id, deadline, acceptedAt] {
+    loop->post([loop, shared, id, deadline, acceptedAt, services = settings->services] {
         auto address = shared->peerAddress;
-        auto c = std::make_unique<Connection>(*loop, m_services, std::move(*shared), id, acceptedAt, deadline);
+        auto c = std::make_unique<Connection>(*loop, services, std::move(*shared), id, acceptedAt, deadline);
         auto* raw = c.get();
         raw->begin(loop->adopt(std::move(c)));
     });
@@ -428,7 +439,7 @@ void Daemon::prune(SteadyClock::time_point t)
             return std::function<void()> {};
         });
     }
-    const auto& r = m_config.retention;
+    const auto r = live()->config.retention;
     if (t < m_nextRetention || (r.eventMaxAge.count() == 0 && r.eventMaxRows == 0)) {
         return;
     }
@@ -530,5 +541,159 @@ void Daemon::housekeeping()
         }
         lock.lock();
     }
+}
+
+// ---- Live reconfiguration, service status and the watchdog's heartbeat (SIGHUP, sd_notify) ----
+
+std::shared_ptr<const Daemon::Live> Daemon::live() const
+{
+    std::lock_guard lock(m_liveMutex);
+    return m_live;
+}
+
+config::Config Daemon::liveConfig() const
+{
+    auto l = live();
+    return l ? l->config : m_config;
+}
+
+Daemon::ReloadReport Daemon::reload(const config::Config& next)
+{
+    std::lock_guard reloading(m_reloadMutex);
+    auto current = live();
+    if (!current) {
+        throw Error("reload before start");
+    }
+    auto logger = log::get(log::Main);
+    ReloadReport report;
+    report.restart = config::restartNeeded(current->config, next);
+    config::Config applied = current->config;
+
+    // Endpoints first: a port that cannot be bound refuses the whole reload before anything else changed.
+    auto wanted = next.listen;
+    if (!m_tlsContext) {
+        // No TLS context without a TLS endpoint at start; restartNeeded() reported "listen (a first tls endpoint)".
+        std::erase_if(wanted, [](const config::Endpoint& e) { return e.transport == config::Transport::Tls; });
+    }
+    auto endpoints = m_listener->update(wanted);
+    applied.listen = wanted;
+    if (!endpoints.added.empty() || !endpoints.removed.empty()) {
+        std::string what = "listen (";
+        for (const auto& e : endpoints.added) {
+            what += (what.back() == '(' ? "+" : " +") + e.toString();
+        }
+        for (const auto& e : endpoints.removed) {
+            what += (what.back() == '(' ? "-" : " -") + e.toString();
+        }
+        report.applied.push_back(what + ")");
+    }
+
+    auto services = std::make_shared<Services>(*current->services);
+    auto change = [&](bool differs, const char* path) {
+        if (differs) {
+            report.applied.emplace_back(path);
+        }
+    };
+    change(applied.sshUser != next.sshUser, "ssh/user");
+    change(applied.sshPassword != next.sshPassword, "ssh/password");
+    change(applied.handshakeTimeout != next.handshakeTimeout || applied.keepaliveInterval != next.keepaliveInterval
+            || applied.keepaliveCountMax != next.keepaliveCountMax || applied.deadPeer != next.deadPeer
+            || applied.closeTimeout != next.closeTimeout || applied.schemaFetchTimeout != next.schemaFetchTimeout,
+        "timeouts");
+    change(applied.maxMessage != next.maxMessage, "limits/max-message");
+    applied.sshUser = next.sshUser;
+    applied.sshPassword = next.sshPassword;
+    applied.handshakeTimeout = next.handshakeTimeout;
+    applied.keepaliveInterval = next.keepaliveInterval;
+    applied.keepaliveCountMax = next.keepaliveCountMax;
+    applied.deadPeer = next.deadPeer;
+    applied.closeTimeout = next.closeTimeout;
+    applied.schemaFetchTimeout = next.schemaFetchTimeout;
+    applied.maxMessage = next.maxMessage;
+    applied.logLevels = next.logLevels;
+    services->sshUser = applied.sshUser;
+    services->sshPassword = applied.sshPassword;
+    services->limits.schemaFetch = applied.schemaFetchTimeout;
+    services->limits.close = applied.closeTimeout;
+    services->limits.keepaliveInterval = applied.keepaliveInterval;
+    services->limits.keepaliveCountMax = applied.keepaliveCountMax;
+    services->limits.maxMessage = applied.maxMessage;
+
+    // Admission: everything but the global cap (the worker queues were sized from it) and the summary interval.
+    auto admission = next.admission;
+    admission.maxHandshakes = applied.admission.maxHandshakes;
+    admission.summaryInterval = applied.admission.summaryInterval;
+    // The pending caps are the identity policy's, fixed at start (restartNeeded() says so).
+    admission.maxPending = applied.admission.maxPending;
+    admission.maxPendingPerSource = applied.admission.maxPendingPerSource;
+    change(applied.retention != next.retention, "retention");
+    applied.retention = next.retention; // read by the next retention run
+    if (admission != applied.admission) {
+        auto limits = admissionLimits(admission, RLIM_INFINITY);
+        auto running = m_admission->limits();
+        limits.maxHandshakes = running.maxHandshakes;
+        limits.maxSources = running.maxSources;
+        m_admission->setLimits(limits);
+        applied.admission = admission;
+        report.applied.emplace_back("admission");
+    }
+
+    {
+        std::lock_guard lock(m_liveMutex);
+        m_live = std::make_shared<const Live>(Live { std::move(services), std::move(applied) });
+    }
+    if (m_trustStore) {
+        report.trustStoreOk = m_trustStore->reload().ok; // logged by the holder, with the reason when it failed
+    }
+    std::string text;
+    for (const auto& a : report.applied) {
+        text += (text.empty() ? "" : ", ") + a;
+    }
+    logger->info("configuration reloaded: {}", text.empty() ? "no live setting changed" : "applied " + text);
+    if (!report.restart.empty()) {
+        std::string paths;
+        for (const auto& r : report.restart) {
+            paths += (paths.empty() ? "" : ", ") + r;
+        }
+        logger->warn("configuration reloaded: changed but needs a restart, still running the old value: {}", paths);
+    }
+    return report;
+}
+
+std::unique_ptr<Heartbeat> Daemon::heartbeat()
+{
+    std::vector<Heartbeat::Part> parts;
+    for (auto& l : m_loops) {
+        auto* loop = l.get();
+        parts.push_back({ loop->name(), [loop](std::function<void()> task) {
+                             loop->post(std::move(task));
+                             return true;
+                         } });
+    }
+    // Not ch-inventory or ch-writer: they may wait, alive, for a write lock another process holds.
+    auto* sessions = m_sessionWorker.get();
+    parts.push_back(
+        { "ch-sessions", [sessions](std::function<void()> task) { return sessions->trySubmit(std::move(task)); } });
+    return std::make_unique<Heartbeat>(std::move(parts));
+}
+
+std::string Daemon::statusLine()
+{
+    const auto pending = m_index->pending(); // from memory: no inventory query however large it is
+    auto sessions = m_registry->size();
+    auto handshakes = m_admission->inFlight();
+    return std::to_string(sessions) + (sessions == 1 ? " session" : " sessions") + " held, " + std::to_string(pending)
+        + (pending == 1 ? " device" : " devices") + " pending, " + std::to_string(handshakes)
+        + (handshakes == 1 ? " handshake" : " handshakes") + " in flight";
+}
+
+void Daemon::stallEventLoopForTest()
+{
+    auto* loop = m_loops.front().get();
+    log::get(log::Main)->warn("stalling {} until callhomed stops (test hook)", loop->name());
+    loop->post([this] {
+        std::unique_lock lock(m_stallMutex);
+        m_stallWake.wait(lock, [this] { return m_stallReleased; }); // released by stop()
+    });
 }
 } // namespace callhome::server

@@ -32,6 +32,7 @@ namespace callhome::server {
 class Admission;
 class EventLoop;
 class Listener;
+class Heartbeat;
 class Metrics;
 class SessionRegistry;
 class WorkerPool;
@@ -59,7 +60,7 @@ public:
     /** Closes sessions with <close-session>, records devices disconnected, stops accepting. Idempotent. */
     void stop();
     /** Bound endpoints (real ports). */
-    const std::vector<config::Endpoint>& endpoints() const;
+    std::vector<config::Endpoint> endpoints() const;
     SessionRegistry& registry();
     netconf::ContextPool& contexts();
     inventory::Inventory& inventory();
@@ -71,13 +72,37 @@ public:
     Metrics& metrics();
     /** The metrics in Prometheus text format, gauges read now. */
     std::string metricsText();
-    /** The configuration in force. */
+    /** The configuration callhomed started with (reload() changes only what liveConfig() shows). */
     const config::Config& config() const noexcept { return m_config; }
+    /** The configuration in force: the start's, with what reload() applied since. */
+    config::Config liveConfig() const;
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
     /** Re-reads the trust store's anchors and CRLs now (SIGHUP); on error the old store stays in use. */
     void reloadTrustStore();
     /** Connections on the event loops (handshakes and sessions). */
     size_t connections() const;
+
+    /** What reload() did. */
+    struct ReloadReport {
+        std::vector<std::string> applied; ///< config paths applied live ("listen (+tls:[::]:4335)", "ssh/password")
+        std::vector<std::string> restart; ///< config paths that changed but need a restart (config::restartNeeded)
+        bool trustStoreOk = true; ///< false: the trust store could not be re-read; the previous one stays
+    };
+    /**
+     * Applies a re-read configuration without dropping sessions (SIGHUP): listen endpoints added and removed, SSH
+     * user and password, timeouts, limits/max-message and admission limits for connections accepted from now on
+     * (sessions keep the settings they started with), and re-reads the trust store's anchors and CRLs. What needs a
+     * restart is reported and logged in one line, and left as it is. Throws Error when a new endpoint cannot be
+     * bound; then nothing was changed. Log levels are the caller's (log::setLevels).
+     */
+    ReloadReport reload(const config::Config& next);
+    /** Each event loop and the inventory thread, for the systemd watchdog (server/Watchdog.h). */
+    std::unique_ptr<Heartbeat> heartbeat();
+    /** "3 sessions held, 1 device pending, 0 handshakes in flight": systemd's STATUS=. Reads the inventory only when
+     * it changed. */
+    std::string statusLine();
+    /** Tests only (callhomed --test-stall-loop-on-sigusr2): blocks event loop 0 in a task until stop(). */
+    void stallEventLoopForTest();
 
 private:
     void onAccept(Accepted&& accepted);
@@ -89,6 +114,12 @@ private:
     /** Event retention and change-log pruning (queued to the writer); `t` is the housekeeping tick. */
     void prune(std::chrono::steady_clock::time_point t);
     void postEvent(const inventory::Event& event);
+    /** What onAccept() gives each new connection: reload() replaces it as a whole. */
+    struct Live {
+        std::shared_ptr<Services> services;
+        config::Config config;
+    };
+    std::shared_ptr<const Live> live() const;
 
     config::Config m_config;
     UniqueFd m_listenerLock; ///< one callhomed per listener id and inventory
@@ -123,5 +154,11 @@ private:
     std::thread m_housekeeping;
     std::chrono::steady_clock::time_point m_nextRetention {};
     std::chrono::steady_clock::time_point m_nextChangePrune {};
+    mutable std::mutex m_liveMutex; ///< guards m_live (the pointer; a Live is never changed once published)
+    std::shared_ptr<const Live> m_live;
+    std::mutex m_reloadMutex; ///< one reload at a time
+    std::mutex m_stallMutex;
+    std::condition_variable m_stallWake;
+    bool m_stallReleased = false;
 };
 } // namespace callhome::server

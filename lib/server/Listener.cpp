@@ -1,6 +1,7 @@
 #include "server/Listener.h"
 #include "common/Error.h"
 #include "common/Log.h"
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -91,12 +92,10 @@ Listener::Listener(const std::vector<config::Endpoint>& endpoints, Handler onAcc
     ev.events = EPOLLIN;
     ev.data.u64 = UINT64_MAX;
     ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_wake.get(), &ev);
-    for (auto e : endpoints) {
-        auto fd = bindEndpoint(e);
-        ev.data.u64 = m_sockets.size();
-        ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd.get(), &ev);
-        m_sockets.push_back(std::move(fd));
-        m_bound.push_back(e);
+    for (const auto& e : endpoints) {
+        auto bound = e;
+        auto fd = bindEndpoint(bound);
+        add(e, bound, std::move(fd));
     }
 }
 
@@ -105,9 +104,84 @@ Listener::~Listener()
     stop();
 }
 
+void Listener::add(config::Endpoint configured, config::Endpoint bound, UniqueFd socket)
+{
+    std::lock_guard lock(m_mutex);
+    auto id = m_nextSlot++;
+    epoll_event ev {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id;
+    ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, socket.get(), &ev);
+    m_slots.emplace(id, Slot { std::move(configured), std::move(bound), std::move(socket) });
+}
+
+std::vector<config::Endpoint> Listener::endpoints() const
+{
+    std::lock_guard lock(m_mutex);
+    std::vector<config::Endpoint> out;
+    for (const auto& [id, slot] : m_slots) {
+        out.push_back(slot.bound);
+    }
+    return out;
+}
+
+Listener::Update Listener::update(const std::vector<config::Endpoint>& wanted)
+{
+    auto same = [](const config::Endpoint& a, const config::Endpoint& b) {
+        return a.transport == b.transport && a.address == b.address && a.port == b.port;
+    };
+    std::vector<config::Endpoint> fresh;
+    {
+        std::lock_guard lock(m_mutex);
+        for (const auto& w : wanted) {
+            bool have = std::any_of(
+                m_slots.begin(), m_slots.end(), [&](const auto& s) { return same(s.second.configured, w); });
+            bool twice = std::any_of(fresh.begin(), fresh.end(), [&](const auto& f) { return same(f, w); });
+            if (!have && !twice) {
+                fresh.push_back(w);
+            }
+        }
+    }
+    // Bound before anything is removed or added, so that a port in use changes nothing.
+    std::vector<std::pair<config::Endpoint, UniqueFd>> bound;
+    for (const auto& f : fresh) {
+        auto b = f;
+        auto fd = bindEndpoint(b);
+        bound.emplace_back(b, std::move(fd));
+    }
+    Update result;
+    for (size_t i = 0; i < fresh.size(); ++i) {
+        result.added.push_back(bound[i].first);
+        add(fresh[i], bound[i].first, std::move(bound[i].second));
+    }
+    {
+        // Under the mutex the accept thread is not using the socket; an event it already fetched for it finds no slot.
+        std::lock_guard lock(m_mutex);
+        for (auto it = m_slots.begin(); it != m_slots.end();) {
+            bool keep = std::any_of(
+                wanted.begin(), wanted.end(), [&](const auto& w) { return same(it->second.configured, w); });
+            if (keep) {
+                ++it;
+                continue;
+            }
+            ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, it->second.socket.get(), nullptr);
+            result.removed.push_back(it->second.bound);
+            it = m_slots.erase(it);
+        }
+    }
+    auto logger = log::get(log::Listener);
+    for (const auto& e : result.added) {
+        logger->info("listening for call home on {}", e.toString());
+    }
+    for (const auto& e : result.removed) {
+        logger->info("no longer listening on {}", e.toString());
+    }
+    return result;
+}
+
 void Listener::start()
 {
-    for (const auto& e : m_bound) {
+    for (const auto& e : endpoints()) {
         log::get(log::Listener)->info("listening for call home on {}", e.toString());
     }
     m_thread = std::thread([this] { run(); });
@@ -120,7 +194,8 @@ void Listener::stop()
         [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
         m_thread.join();
     }
-    m_sockets.clear();
+    std::lock_guard lock(m_mutex);
+    m_slots.clear();
 }
 
 void Listener::run()
@@ -142,12 +217,17 @@ void Listener::run()
             if (events[i].data.u64 == UINT64_MAX) {
                 return;
             }
-            const auto idx = events[i].data.u64;
+            std::lock_guard lock(m_mutex);
+            auto slot = m_slots.find(events[i].data.u64);
+            if (slot == m_slots.end()) {
+                continue; // removed by update() after epoll_wait returned
+            }
+            const int listening = slot->second.socket.get();
+            const auto& endpoint = slot->second.bound;
             while (true) {
                 sockaddr_storage ss {};
                 socklen_t len = sizeof ss;
-                int fd = ::accept4(
-                    m_sockets[idx].get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int fd = ::accept4(listening, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
                         // Out of descriptors: leave the rest in the backlog for 100 ms instead of spinning, and say
@@ -157,19 +237,19 @@ void Listener::run()
                         if (t >= nextOutOfFilesLog) {
                             logger->error("accept on {}: {} ({} time(s) in the last 10 s; accepting paused 100 ms "
                                           "each time)",
-                                m_bound[idx].toString(), std::strerror(errno), outOfFiles);
+                                endpoint.toString(), std::strerror(errno), outOfFiles);
                             outOfFiles = 0;
                             nextOutOfFilesLog = t + std::chrono::seconds(10);
                         }
                         epoll_event ignored[1];
                         ::epoll_wait(m_epoll.get(), ignored, 1, 100);
                     } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-                        logger->warn("accept on {}: {}", m_bound[idx].toString(), std::strerror(errno));
+                        logger->warn("accept on {}: {}", endpoint.toString(), std::strerror(errno));
                     }
                     break;
                 }
                 auto [address, port] = peerOf(ss);
-                Accepted a { UniqueFd(fd), address, port, m_bound[idx] };
+                Accepted a { UniqueFd(fd), address, port, endpoint };
                 try {
                     m_onAccept(std::move(a));
                 } catch (const std::exception& e) {

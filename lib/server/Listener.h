@@ -3,6 +3,8 @@
 #include "config/Config.h"
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,15 +30,35 @@ public:
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
-    /** The endpoints with the ports actually bound (port 0 in the config picks a free one). */
-    const std::vector<config::Endpoint>& endpoints() const noexcept { return m_bound; }
+    /** The endpoints with the ports actually bound (port 0 in the config picks a free one); any thread. */
+    std::vector<config::Endpoint> endpoints() const;
     void start();
     void stop();
 
+    /** What update() changed, as bound. */
+    struct Update {
+        std::vector<config::Endpoint> added;
+        std::vector<config::Endpoint> removed;
+    };
+    /**
+     * Makes the endpoints `wanted` (config reload), without touching the sockets of endpoints in both lists: new ones
+     * are bound first (throws Error naming the first that cannot be bound, and then nothing changed), then those no
+     * longer wanted stop accepting (connections they accepted go on). Endpoints are the same when transport,
+     * address and configured port are. Any thread, also while running.
+     */
+    Update update(const std::vector<config::Endpoint>& wanted);
+
 private:
+    struct Slot {
+        config::Endpoint configured; ///< as asked for (port 0: any)
+        config::Endpoint bound; ///< with the real port
+        UniqueFd socket;
+    };
+    void add(config::Endpoint configured, config::Endpoint bound, UniqueFd socket);
     void run();
-    std::vector<UniqueFd> m_sockets;
-    std::vector<config::Endpoint> m_bound;
+    mutable std::mutex m_mutex; ///< guards m_slots; held by the accept thread while it handles events
+    std::map<uint64_t, Slot> m_slots; ///< by id (epoll data), in the order added
+    uint64_t m_nextSlot = 0;
     Handler m_onAccept;
     UniqueFd m_epoll;
     UniqueFd m_wake;
