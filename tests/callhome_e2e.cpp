@@ -33,19 +33,7 @@ struct Daemon {
         process = std::make_unique<Process>(ProcessSpec {
             { kCallhomed, "--state-dir", dir.file("state"), "--listen", "ssh:127.0.0.1:0", "--log-level", "debug" },
             dir.file("callhomed.out"), log });
-        std::smatch m;
-        static const std::regex listening(R"(listening for call home on ssh:127\.0\.0\.1:(\d+))");
-        waitFor(
-            [&] {
-                auto text = readFileIfExists(log);
-                if (std::regex_search(text, m, listening)) {
-                    port = static_cast<uint16_t>(std::stoi(m[1]));
-                    return true;
-                }
-                REQUIRE(process->running());
-                return false;
-            },
-            10s, "callhomed listening");
+        port = waitListening(*process, log);
     }
 };
 

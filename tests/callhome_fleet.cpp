@@ -197,20 +197,7 @@ TEST_CASE("kill -9 while the writer is busy keeps every approval callhomectl rep
     Process daemon(
         ProcessSpec { { kCallhomed, "--state-dir", state, "--listen", "ssh:127.0.0.1:0", "--log-level", "info" },
             dir.file("callhomed.out"), log });
-    uint16_t port = 0;
-    std::smatch m;
-    static const std::regex listening(R"(listening for call home on ssh:127\.0\.0\.1:(\d+))");
-    waitFor(
-        [&] {
-            auto text = readFileIfExists(log);
-            if (std::regex_search(text, m, listening)) {
-                port = static_cast<uint16_t>(std::stoi(m[1]));
-                return true;
-            }
-            REQUIRE(daemon.running());
-            return false;
-        },
-        10s, "callhomed listening");
+    const uint16_t port = waitListening(daemon, log);
 
     // Devices keep calling (new keys: a contact, a pending device and an event each) while an operator approves.
     constexpr size_t n = 60;

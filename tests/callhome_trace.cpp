@@ -228,20 +228,7 @@ TEST_CASE("trace: callhomed at --log-level trace logs no message body; callhomec
     Process daemon(
         ProcessSpec { { kCallhomed, "--state-dir", state, "--listen", "ssh:127.0.0.1:0", "--log-level", "trace" },
             dir.file("callhomed.out"), log });
-    uint16_t port = 0;
-    std::smatch m;
-    static const std::regex listening(R"(listening for call home on ssh:127\.0\.0\.1:(\d+))");
-    waitFor(
-        [&] {
-            auto text = readFileIfExists(log);
-            if (std::regex_search(text, m, listening)) {
-                port = static_cast<uint16_t>(std::stoi(m[1]));
-                return true;
-            }
-            REQUIRE(daemon.running());
-            return false;
-        },
-        10s, "callhomed listening");
+    const uint16_t port = waitListening(daemon, log);
     auto ctl = [&](std::vector<std::string> args) {
         std::vector<std::string> argv { kCallhomectl, "--state-dir", state };
         argv.insert(argv.end(), args.begin(), args.end());
