@@ -69,7 +69,7 @@ if [ "$mode" = build ]; then
     # Every shared library the binaries need comes from a package in Depends (what dpkg-shlibdeps is for).
     for bin in callhomed callhomectl callhome-sim; do
         for lib in $(objdump -p "$build/app/$bin" | awk '$1 == "NEEDED" {print $2}'); do
-            path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+            path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !found {print $NF; found = 1}')
             [ -n "$path" ] || fail "$bin needs $lib, which ldconfig does not know"
             pkg=$(owner "$path") || fail "no package ships $path ($lib, needed by $bin)"
             # The package itself, or a name it provides (libspdlog1.10 provides libspdlog1.10-fmt9).
