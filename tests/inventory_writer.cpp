@@ -308,3 +308,18 @@ TEST_CASE("pending caps: 10,000 new keys from one address store the per-source c
     REQUIRE(writer.flush(10s));
     CHECK(inv->resolve(fp(1)).attempts == 2);
 }
+
+TEST_CASE("a listing that does not show capabilities does not read them")
+{
+    ScratchDir dir;
+    auto inv = openSqlite(dir.db());
+    auto d = inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now()).device;
+    inv->listenerStarted("L", now());
+    inv->sessionOpened(d.id, "L", now(), { "urn:ietf:params:netconf:base:1.1", "urn:example:x" });
+    size_t with = 0, without = 0;
+    inv->forEachDevice({}, [&](const Device& x) { with = x.capabilities.size(); });
+    inv->forEachDevice({ .withCapabilities = false }, [&](const Device& x) { without = x.capabilities.size(); });
+    CHECK(with == 2);
+    CHECK(without == 0);
+    CHECK(inv->findById(d.id)->capabilities.size() == 2); // single-device lookups always have them
+}

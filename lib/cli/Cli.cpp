@@ -346,7 +346,9 @@ public:
             return;
         }
         StreamingTable table(DeviceColumns, m_direct);
-        inv->forEachDevice(filter, [&](const Device& d) { table.addRow(deviceRow(d)); });
+        auto rows = filter;
+        rows.withCapabilities = false; // the table does not show them: not decoding them is most of its cost
+        inv->forEachDevice(rows, [&](const Device& d) { table.addRow(deviceRow(d)); });
         table.finish();
     }
 

@@ -36,7 +36,7 @@ void IdentityIndex::load(inventory::Inventory& inventory)
     // The position first: a change committed during the load is read again by follow(), never missed.
     const auto seq = inventory.lastChange();
     std::vector<Device> all;
-    inventory.forEachDevice({}, [&](const Device& d) {
+    inventory.forEachDevice({ .withCapabilities = false }, [&](const Device& d) {
         Device copy = d;
         copy.capabilities.clear();
         copy.certSubject.clear();

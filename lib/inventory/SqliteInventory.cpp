@@ -195,10 +195,12 @@ std::vector<std::string> decodeCapabilities(const std::string& text, int64_t dev
     return out;
 }
 
-// ?1 is always the oldest heartbeat that still counts as alive; the WHERE clause binds ?2 and ?3.
+// ?1 is always the oldest heartbeat that still counts as alive; the WHERE clause binds ?2 and ?3; ?9 = 0 leaves the
+// capabilities out (unbound: NULL, they are read).
 constexpr const char* DeviceSelect = R"(
 SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user, d.last_address, d.first_seen,
-       d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by, d.capabilities,
+       d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by,
+       CASE WHEN ?9 IS NULL OR ?9 THEN d.capabilities ELSE '[]' END,
        (SELECT MAX(s.started_at) FROM sessions s JOIN listeners l ON l.id = s.listener_id
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
        d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
@@ -267,6 +269,7 @@ void bindDeviceFilter(sqlite::Statement& stmt, const DeviceFilter& filter)
     }
     // A negative LIMIT means no limit in SQLite.
     stmt.bind(8, filter.limit ? std::max<int64_t>(*filter.limit, 0) : int64_t { -1 });
+    stmt.bind(9, int64_t { filter.withCapabilities });
 }
 } // namespace
 

@@ -86,6 +86,8 @@ struct DeviceFilter {
     std::optional<TimePoint> seenSince; ///< last call home at or after this (never-seen expected devices do not match)
     std::optional<int64_t> afterId; ///< paging: only ids greater than this
     std::optional<int64_t> limit; ///< at most this many, lowest ids first
+    /// false: Device::capabilities stay empty (a listing that does not show them skips decoding them)
+    bool withCapabilities = true;
 };
 
 /** A decision applied to every device a DeviceFilter selects (Inventory::decideAll). */
