@@ -50,20 +50,7 @@ TEST_CASE("SIGTERM: callhomed exits 0 within 5 s while hostile peers are connect
         = { kCallhomed, "--state-dir", dir.file("state"), "--listen", "ssh:127.0.0.1:0", "--log-level", "debug" },
         .stdoutPath = dir.file("callhomed.out"),
         .stderrPath = log });
-    uint16_t port = 0;
-    static const std::regex listening(R"(listening for call home on ssh:127\.0\.0\.1:(\d+))");
-    waitFor(
-        [&] {
-            std::smatch m;
-            auto text = readFileIfExists(log);
-            if (std::regex_search(text, m, listening)) {
-                port = static_cast<uint16_t>(std::stoi(m[1]));
-                return true;
-            }
-            REQUIRE(daemon.running());
-            return false;
-        },
-        10s, "callhomed listening");
+    const uint16_t port = waitListening(daemon, log);
 
     auto key = ctl(dir, { "station-key" });
     REQUIRE(key.status == 0);
