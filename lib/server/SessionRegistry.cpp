@@ -51,8 +51,15 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
         previous->close("replaced by a new call home from the device");
     }
     // An operator's decision that reached the index after this device was admitted: the monitor may have looked at
-    // the held sessions before this one was added, so look here too.
-    enforce(*live, m_index.byId(live->deviceId));
+    // the held sessions before this one was added, so look here too. The index may also be behind the other way (a
+    // device approved a moment ago, admitted by the inventory itself): only the inventory's own record can close it.
+    if (auto indexed = m_index.byId(live->deviceId); !indexed || indexed->state != inventory::DeviceState::Approved) {
+        try {
+            enforce(*live, m_inventory.findById(live->deviceId));
+        } catch (const std::exception& e) {
+            log::get(log::Inventory)->error("checking {}'s state: {}", live->deviceName, e.what());
+        }
+    }
     inventory::Event opened { .at = now(),
         .kind = inventory::EventKind::SessionOpened,
         .deviceId = live->deviceId,
