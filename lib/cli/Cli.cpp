@@ -130,12 +130,20 @@ void appendJsonString(std::string& out, const std::string& text)
     out.push_back('"');
 }
 
+/** The last capability list a listing wrote, as it wrote it: most devices of a fleet repeat their neighbour's. */
+struct CapabilitiesJson {
+    std::vector<std::string> capabilities;
+    std::string text;
+    bool valid = false;
+};
+
 /**
  * A device as dumpJson(toJson(d)) writes it, indented by `indent` more spaces: the same bytes (tests compare them),
  * made without building the nlohmann object, which is most of the cost of listing 100,000 devices. The keys are in
- * nlohmann's (sorted) order; a field added to toJson (cli/Json.cpp) must be added here too.
+ * nlohmann's (sorted) order; a field added to toJson (cli/Json.cpp) must be added here too. With `last`, a
+ * capability list equal to the previous device's is copied from there instead of being encoded again.
  */
-void appendDeviceJson(std::string& out, const Device& d, const std::string& indent)
+void appendDeviceJson(std::string& out, const Device& d, const std::string& indent, CapabilitiesJson* last = nullptr)
 {
     const std::string field = "\n" + indent + "  ";
     bool first = true;
@@ -166,13 +174,21 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
     key("capabilities");
     if (d.capabilities.empty()) {
         out += "[]";
+    } else if (last && last->valid && last->capabilities == d.capabilities) {
+        out += last->text;
     } else {
+        const auto start = out.size();
         out.push_back('[');
         for (std::size_t i = 0; i < d.capabilities.size(); ++i) {
             out += (i ? "," : "") + field + "  ";
             appendJsonString(out, d.capabilities[i]);
         }
         out += field + "]";
+        if (last) {
+            last->capabilities = d.capabilities;
+            last->text = out.substr(start);
+            last->valid = true;
+        }
     }
     text("cert_issuer", d.certIssuer);
     text("cert_subject", d.certSubject);
@@ -225,7 +241,7 @@ public:
     void add(const Device& d)
     {
         std::string text = separator();
-        appendDeviceJson(text, d, "    ");
+        appendDeviceJson(text, d, "    ", &m_lastCapabilities);
         m_out << text;
     }
     void finish()
@@ -242,6 +258,7 @@ private:
     std::ostream& m_out;
     std::string m_key;
     std::size_t m_count = 0;
+    CapabilitiesJson m_lastCapabilities;
 };
 
 const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT",

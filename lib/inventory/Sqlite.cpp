@@ -93,6 +93,12 @@ std::string Statement::text(int column) const
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, column))) : std::string();
 }
 
+std::string_view Statement::textView(int column) const
+{
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, column));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, column))) : std::string_view();
+}
+
 std::optional<int64_t> Statement::optionalInteger(int column) const
 {
     if (isNull(column)) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -49,6 +50,8 @@ public:
     bool isNull(int column) const;
     int64_t integer(int column) const;
     std::string text(int column) const;
+    /** The column's text without a copy: valid until the next step() or reset (NULL reads as empty). */
+    std::string_view textView(int column) const;
     std::optional<int64_t> optionalInteger(int column) const;
     std::optional<std::string> optionalText(int column) const;
 
