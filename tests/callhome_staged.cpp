@@ -185,3 +185,52 @@ TEST_CASE("a staged edit the device rejects is recorded failed and holds the que
     CHECK(ctlDb(f, { "retry", std::to_string(goodId) }).status == 1);
     CHECK(call(f, "DELETE", "/v1/staged/999999").status == 404);
 }
+
+TEST_CASE("staged for a pending device: applied after approval and its next session; a retried edit then applies")
+{
+    CallhomeFixture f(true);
+    startWithApi(f);
+    auto cred = f.pki->device("sn-0001");
+    StunnelDevice device(f.dir, cred, StunnelDeviceOptions { .trustedCaPath = f.pki->stationCa() });
+    device.callHome("127.0.0.1", f.portV4()).waitExit(10s);
+    waitFor([&] { return !f.inventory().devices().empty(); }, 10s, "the TLS device recorded pending");
+    REQUIRE(f.inventory().resolve("SN0001").state == inventory::DeviceState::Pending);
+
+    // deleting a leaf the device does not have yet fails (data-missing); the location waits behind it
+    const std::string del = "<system xmlns=\"" + std::string(kSystem)
+        + "\"><contact xmlns:nc=\"urn:ietf:params:xml:ns:netconf:base:1.0\" nc:operation=\"delete\"/></system>";
+    auto first = ctlDb(
+        f, { "--json", "stage", "SN0001", tempFile(f, "delete.xml", del), "--target", "candidate", "--commit" });
+    INFO(first.err);
+    REQUIRE(first.status == 0);
+    auto deleteId = json::parse(first.out)["id"].get<int64_t>();
+    auto second = ctlDb(f,
+        { "--json", "stage", "SN0001", tempFile(f, "location.xml", systemLeaf("location", "rack 9")), "--target",
+            "candidate", "--commit" });
+    REQUIRE(second.status == 0);
+    auto locationId = json::parse(second.out)["id"].get<int64_t>();
+    auto all = getJson(f, "/v1/staged")["staged"];
+    REQUIRE(all.size() == 2);
+    CHECK(all[0]["id"] == deleteId);
+
+    approve(f, "SN0001", "edge-3");
+    device.callHome("127.0.0.1", f.portV4());
+    f.waitForSessions(1);
+    waitForState(f, deleteId, inventory::StagedState::Failed);
+    CHECK(item(f, deleteId).errorTag == "data-missing");
+    CHECK(item(f, locationId).state == inventory::StagedState::Queued);
+
+    // the operator fixes the device, then retries: the failed edit and the one behind it are applied in order
+    auto fixed = call(f, "POST", deviceUrl("edge-3", "edit?target=candidate&commit=true"),
+        systemLeaf("contact", "to-be-deleted@example.net"), { { "Content-Type", "application/xml" } });
+    INFO(fixed.body);
+    REQUIRE(fixed.status == 200);
+    auto retried = ctlDb(f, { "retry", std::to_string(deleteId) });
+    INFO(retried.err);
+    REQUIRE(retried.status == 0);
+    waitForState(f, deleteId, inventory::StagedState::Applied, 2);
+    waitForState(f, locationId, inventory::StagedState::Applied);
+    auto running = getJson(f, deviceUrl("edge-3", "data?datastore=running"));
+    CHECK(running["ietf-system:system"]["location"] == "rack 9");
+    CHECK_FALSE(running["ietf-system:system"].contains("contact"));
+}
