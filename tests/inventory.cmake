@@ -7,3 +7,4 @@ callhome_add_test(NAME inventory_blocked SOURCES inventory_blocked.cpp LIBS call
 callhome_add_test(NAME inventory_fleet SOURCES inventory_fleet.cpp LIBS callhome-inventory callhome-identity)
 callhome_add_test(NAME inventory_writer SOURCES inventory_writer.cpp LIBS callhome-inventory callhome-identity PkgConfig::SQLITE3)
 callhome_add_test(NAME inventory_trace SOURCES inventory_trace.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
+callhome_add_test(NAME inventory_staged SOURCES inventory_staged.cpp LIBS callhome-inventory PkgConfig::SQLITE3)

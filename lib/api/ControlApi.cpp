@@ -1,5 +1,6 @@
 #include "api/ControlApi.h"
 #include "api/Convert.h"
+#include "api/StagedApplier.h"
 #include "cli/Json.h"
 #include "common/Log.h"
 #include "common/Time.h"
@@ -474,6 +475,9 @@ ControlApi::ControlApi(server::Daemon& daemon, const config::ControlSettings& se
     m_inventory = inventory::openSqliteExisting(daemon.config().inventoryPath);
     m_db = std::make_unique<server::WorkerPool>(1, 100000, "ch-api-db");
     m_trace = std::make_shared<server::TraceLog>(daemon.config().inventoryPath);
+    m_staged = std::make_unique<StagedApplier>(daemon.registry(), m_trace,
+        StagedApplier::Options { .inventoryPath = daemon.config().inventoryPath,
+            .rpcTimeout = std::chrono::milliseconds(settings.rpcTimeout) });
     HttpServer::Options options { .socketPath = settings.socket,
         .group = settings.group,
         .maxBody = settings.maxRequest,
@@ -492,6 +496,8 @@ ControlApi::~ControlApi()
 void ControlApi::start()
 {
     m_http->start();
+    m_staged->start();
+    m_daemon.registry().setStagedTrigger([staged = m_staged.get()](int64_t deviceId) { staged->sessionUp(deviceId); });
     m_poller = std::thread([this] {
         pthread_setname_np(pthread_self(), "ch-api-events");
         std::unique_lock lock(m_followMutex);
@@ -537,6 +543,8 @@ void ControlApi::stop()
     }
     m_http->stop();
     m_db->stop();
+    m_daemon.registry().setStagedTrigger(nullptr);
+    m_staged->stop();
     m_trace->stop(); // writes what the last answers queued
     std::lock_guard lock(m_followMutex);
     m_followers.clear();
@@ -573,8 +581,9 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
     };
     const bool get = method == http::verb::get;
     const bool post = method == http::verb::post;
-    if (method != http::verb::get && method != http::verb::post) {
-        wrongMethod("GET or POST");
+    const bool del = method == http::verb::delete_;
+    if (!get && !post && !del) {
+        wrongMethod("GET, POST or DELETE");
         return;
     }
     if (auto traceId = request->message[kTraceIdHeader]; !traceId.empty() && !validTraceId(traceId)) {
@@ -582,7 +591,7 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
             std::string(kTraceIdHeader) + " must be 1 to 128 printable ASCII characters"));
         return;
     }
-    if (parts.size() >= 2 && parts[1] != "health" && parts[1] != "metrics" && parts[1] != "sessions" && post) {
+    if (parts.size() >= 2 && parts[1] != "health" && parts[1] != "metrics" && parts[1] != "sessions" && (post || del)) {
         // Every request that changes something is logged with who asked.
         log::get(log::Main)->info("control API: {} {} from {}", std::string(request->message.method_string()),
             std::string(request->message.target()), request->peer.describe());
@@ -606,6 +615,29 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
     }
     if (parts.size() == 2 && parts[1] == "trace") {
         get ? trace(request, exchange) : wrongMethod("GET");
+        return;
+    }
+    // staged configuration
+    if (parts.size() >= 2 && parts[1] == "staged") {
+        if (parts.size() == 2) {
+            get ? staged(request, exchange, std::nullopt, std::nullopt, "list") : wrongMethod("GET");
+            return;
+        }
+        if (parts.size() == 3) {
+            get       ? staged(request, exchange, std::nullopt, parts[2], "show")
+                : del ? staged(request, exchange, std::nullopt, parts[2], "unstage")
+                      : wrongMethod("GET or DELETE");
+            return;
+        }
+        if (parts.size() == 4 && parts[3] == "retry") {
+            post ? staged(request, exchange, std::nullopt, parts[2], "retry") : wrongMethod("POST");
+            return;
+        }
+    }
+    if (parts.size() == 4 && parts[1] == "devices" && parts[3] == "staged") {
+        get        ? staged(request, exchange, parts[2], std::nullopt, "list")
+            : post ? staged(request, exchange, parts[2], std::nullopt, "stage")
+                   : wrongMethod("GET or POST");
         return;
     }
     if (parts.size() >= 2 && parts[1] == "devices") {
@@ -634,7 +666,7 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
                 { "close", { &ControlApi::close, true } },
             };
             if (auto it = ops.find(what); it != ops.end()) {
-                if (it->second.second != post) {
+                if (it->second.second ? !post : !get) {
                     wrongMethod(it->second.second ? "POST" : "GET");
                     return;
                 }
@@ -1039,6 +1071,87 @@ void ControlApi::edit(const RequestPtr& request, const ExchangePtr& exchange, co
         seq->steps.emplace_back("unlock", "<unlock><target><" + target + "/></target></unlock>");
     }
     seq->run();
+}
+
+void ControlApi::staged(const RequestPtr& request, const ExchangePtr& exchange, const std::optional<std::string>& ref,
+    const std::optional<std::string>& idText, const std::string& action)
+{
+    std::optional<int64_t> id;
+    if (idText) {
+        if (!allDigits(*idText)) {
+            throw BadRequest("bad-request", "a staged edit's id is a number, not '" + *idText + "'");
+        }
+        id = std::stoll(*idText);
+    }
+    inventory::StagedRequest stage;
+    if (action == "stage") {
+        stage.target = oneOf(*request, "target", { "running", "candidate" }, std::string("running"));
+        stage.commit = flag(*request, "commit").value_or(false);
+        if (stage.commit && stage.target != "candidate") {
+            throw BadRequest("bad-request", "commit=true needs target=candidate");
+        }
+        const auto& body = request->message.body();
+        auto first = body.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos) {
+            throw BadRequest(
+                "bad-request", "the body must be the configuration: XML (the content of <config>) or RFC 7951 JSON");
+        }
+        auto contentType = std::string(request->message[http::field::content_type]);
+        auto detected = contentType.find("json") != std::string::npos
+                || (contentType.find("xml") == std::string::npos && body[first] == '{')
+            ? "json"
+            : "xml";
+        stage.format = oneOf(*request, "format", { "xml", "json" }, detected);
+        // Checked now, stored as given: JSON becomes XML with the device's schemas when it is applied.
+        if (stage.format == "json") {
+            auto doc = json::parse(body, nullptr, false);
+            if (doc.is_discarded() || !doc.is_object()) {
+                throw BadRequest("bad-json", "the staged configuration must be one JSON object (RFC 7951)");
+            }
+        } else {
+            elements(body, "the staged configuration");
+        }
+        stage.content = body;
+    }
+    auto actor = request->peer.actor();
+    auto who = request->peer.describe();
+    auto* applier = m_staged.get();
+    onInventory(exchange, [exchange, ref, id, action, stage, actor, who, applier](inventory::Inventory& inv) {
+        inv.setActor(actor);
+        auto listJson = [](const std::vector<inventory::StagedEdit>& list) {
+            auto out = json::array();
+            for (const auto& e : list) {
+                out.push_back(cli::toJson(e));
+            }
+            return json { { "staged", out } };
+        };
+        try {
+            if (action == "list") {
+                std::optional<int64_t> deviceId;
+                if (ref) {
+                    deviceId = inv.resolve(*ref).id;
+                }
+                exchange->respond(jsonResponse(listJson(inv.stagedEdits(deviceId, false))));
+            } else if (action == "stage") {
+                auto d = inv.resolve(*ref);
+                auto e = inv.stage(d.id, stage);
+                log::get(log::Main)->info(
+                    "control API: {} staged edit #{} for #{} ({})", who, e.id, d.id, d.name.value_or("unnamed"));
+                applier->poke();
+                exchange->respond(jsonResponse(cli::toJson(e), Status::created));
+            } else if (action == "show") {
+                exchange->respond(jsonResponse(cli::toJson(inv.stagedEdit(*id))));
+            } else if (action == "unstage") {
+                exchange->respond(jsonResponse(cli::toJson(inv.unstage(*id))));
+            } else {
+                auto e = inv.retryStaged(*id);
+                applier->poke();
+                exchange->respond(jsonResponse(cli::toJson(e)));
+            }
+        } catch (const inventory::NotFound& e) {
+            exchange->respond(error(Status::not_found, ref ? "unknown-device" : "unknown-staged", e.what()));
+        }
+    });
 }
 
 void ControlApi::notifications(const RequestPtr& request, const ExchangePtr& exchange, const SessionPtr& session)

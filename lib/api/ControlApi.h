@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@ struct LiveSession;
 } // namespace callhome::server
 
 namespace callhome::api {
+class StagedApplier;
 /**
  * callhomed's control API (lib/api/README.md is the contract): the inventory's devices and operator actions, the
  * held sessions, RPCs, data and edits through them, notification and event streams, metrics. Requests to devices
@@ -72,6 +74,9 @@ private:
     void events(const RequestPtr& request, const ExchangePtr& exchange);
     void metrics(const ExchangePtr& exchange);
     void trace(const RequestPtr& request, const ExchangePtr& exchange);
+    /** /v1/devices/{ref}/staged (GET, POST), /v1/staged[/{id}[/retry]] (GET, DELETE, POST). */
+    void staged(const RequestPtr& request, const ExchangePtr& exchange, const std::optional<std::string>& ref,
+        const std::optional<std::string>& id, const std::string& action);
     void pollEvents();
     void pollTrace();
     bool takeStream();
@@ -83,6 +88,7 @@ private:
     std::unique_ptr<inventory::Inventory> m_inventory; ///< used on m_db's thread only
     std::unique_ptr<server::WorkerPool> m_db;
     std::shared_ptr<server::TraceLog> m_trace; ///< shared with the answers in flight
+    std::unique_ptr<StagedApplier> m_staged; ///< applies the staged configuration (StagedApplier.h)
     std::unique_ptr<HttpServer> m_http;
     /** Streams open; shared with the streams themselves, which may outlive this object in queued handlers. */
     std::shared_ptr<std::atomic<size_t>> m_streams = std::make_shared<std::atomic<size_t>>(0);

@@ -3,6 +3,7 @@
 #include "cli/Json.h"
 #include "cli/KnownHosts.h"
 #include "cli/Remote.h"
+#include "cli/Staged.h"
 #include "cli/Table.h"
 #include "common/Address.h"
 #include "common/Error.h"
@@ -75,6 +76,13 @@ struct Options {
     std::string traceClient;
     std::string traceId;
     bool jsonLines = false; ///< trace --jsonl
+    // staged configuration: stage, staged, unstage, retry
+    std::string stagedFile;
+    std::string stagedTarget = "running";
+    bool stagedCommit = false;
+    std::string stagedFormat; ///< empty: detected
+    int64_t stagedId = 0;
+    bool stagedAll = false; ///< staged --all: dropped items too
 };
 
 /** Who runs this callhomectl, for the decisions it records: "uid 1000 (alice)". */
@@ -734,7 +742,85 @@ public:
               << oneLine(block->reason) << "): a running callhomed admits it again within a second\n";
     }
 
+    // --- staged configuration ---
+    void stage()
+    {
+        auto content = readStagedContent(m_opt.stagedFile, m_opt.stagedFormat);
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        auto e = inv->stage(d.id,
+            { .target = m_opt.stagedTarget,
+                .commit = m_opt.stagedCommit,
+                .format = content.format,
+                .content = content.content });
+        if (m_opt.json) {
+            printJson(toJson(e));
+            return;
+        }
+        m_out << "staged edit #" << e.id << " for " << describeDevice(d) << ": " << e.format << " edit of " << e.target
+              << (e.commit ? " with commit" : "") << "; "
+              << (d.connected ? "a running callhomed applies it within a second"
+                              : "applied when the device's session is up")
+              << "\n";
+    }
+
+    void staged()
+    {
+        auto inv = open();
+        std::optional<int64_t> deviceId;
+        if (!m_opt.device.empty()) {
+            deviceId = inv->resolve(m_opt.device).id;
+        }
+        auto list = inv->stagedEdits(deviceId, m_opt.stagedAll);
+        if (m_opt.json) {
+            auto out = nlohmann::json::array();
+            for (const auto& e : list) {
+                out.push_back(toJson(e));
+            }
+            printJson({ { "staged", out } });
+            return;
+        }
+        Table table(
+            { "ID", "DEVICE", "STATE", "TARGET", "COMMIT", "FORMAT", "BYTES", "CREATED", "BY", "ATTEMPTS", "DETAIL" });
+        for (const auto& e : list) {
+            table.addRow({ std::to_string(e.id), e.deviceName.empty() ? idLabel(e.deviceId) : e.deviceName,
+                toString(e.state), e.target, e.commit ? "yes" : "no", e.format, std::to_string(e.content.size()),
+                toIso8601(e.createdAt), e.createdBy, std::to_string(e.attempts), oneLine(e.detail) });
+        }
+        table.print(m_out);
+    }
+
+    void unstage()
+    {
+        auto e = open()->unstage(m_opt.stagedId);
+        if (m_opt.json) {
+            printJson(toJson(e));
+            return;
+        }
+        m_out << "staged edit #" << e.id << " dropped: it will not be applied\n";
+    }
+
+    void retry()
+    {
+        auto e = open()->retryStaged(m_opt.stagedId);
+        if (m_opt.json) {
+            printJson(toJson(e));
+            return;
+        }
+        m_out << "staged edit #" << e.id << " queued again: applied (with the items behind it) when "
+              << (e.deviceName.empty() ? "the device" : e.deviceName) << "'s session is up\n";
+    }
+
 private:
+    static std::string idLabel(int64_t id)
+    {
+        std::string out = "#"; // not "#" + ...: GCC 12 -O3 warns falsely (-Wrestrict)
+        out += std::to_string(id);
+        return out;
+    }
+
+    static std::string describeDevice(const Device& d) { return d.name ? *d.name : idLabel(d.id); }
+
     /** The `devices` table (or `{"devices": [...]}`) of devices already in memory (expect's result). */
     void printDevices(const std::vector<const Device*>& shown)
     {
@@ -1219,6 +1305,52 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->type_name("")
         ->check(SourceValidator);
 
+    // --- staged configuration (works on the inventory; a running callhomed notices within a second) ---
+    auto* stage = app.add_subcommand("stage",
+        "Queue an <edit-config> for a device, also one that is offline, pending or expected and never called home: "
+        "callhomed applies the device's queued edits in order as soon as its NETCONF session is up (at once if it "
+        "is connected), and records each as applied or failed with the device's <rpc-error>. A failed edit stops "
+        "the device's queue until 'retry' or 'unstage'. Stored in the inventory: survives restarts");
+    stage->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    stage
+        ->add_option("FILE", o.stagedFile,
+            "The configuration: XML (the content of <config>) or RFC 7951 JSON (converted with the device's own "
+            "schemas when applied); '-' reads stdin")
+        ->required()
+        ->type_name("");
+    stage->add_option("--target", o.stagedTarget, "The datastore to edit (default running)")
+        ->type_name("DATASTORE")
+        ->check(CLI::IsMember({ "running", "candidate" }));
+    stage->add_flag("--commit", o.stagedCommit, "Send <commit/> after the edit (needs --target candidate)");
+    stage
+        ->add_option("--format", o.stagedFormat,
+            "xml or json; default: from the file name (.xml, .json), else from its first character")
+        ->type_name("FORMAT")
+        ->check(CLI::IsMember({ "xml", "json" }));
+
+    auto* stagedList = app.add_subcommand("staged",
+        "List the staged edits (of one DEVICE, or all) in the order they are applied: id, device, state (queued, "
+        "applying, applied, failed, dropped), target, commit, format, size, when and by whom staged, attempts, and "
+        "the result (how it was applied, or the device's error)");
+    stagedList->add_option("DEVICE", o.device, DeviceHelp)->type_name("");
+    stagedList->add_flag("--all", o.stagedAll, "Also the dropped (unstaged) edits");
+
+    auto* unstage = app.add_subcommand("unstage",
+        "Drop a queued or failed staged edit: it is never applied (kept in the list as dropped, see staged --all); "
+        "the device's queue moves on to the next edit");
+    unstage->add_option("ID", o.stagedId, "The staged edit's id (as 'staged' lists it)")
+        ->required()
+        ->type_name("")
+        ->check(CLI::PositiveNumber.description(""));
+
+    auto* retry = app.add_subcommand("retry",
+        "Queue a failed staged edit again: callhomed sends it (and the edits behind it) again on the device's "
+        "session, at once if it is connected");
+    retry->add_option("ID", o.stagedId, "The failed staged edit's id (as 'staged' lists it)")
+        ->required()
+        ->type_name("")
+        ->check(CLI::PositiveNumber.description(""));
+
     Remote remote(app); // the subcommands that talk to a running callhomed (lib/cli/Remote.h)
 
     try {
@@ -1256,6 +1388,9 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             return usage(
                 sub->get_name() + " needs DEVICE, or --all (with filters) for a bulk decision", sub->get_name());
         }
+    }
+    if (stage->parsed() && o.stagedCommit && o.stagedTarget != "candidate") {
+        return usage("stage --commit needs --target candidate", "stage");
     }
     if (approve->parsed() && o.all && !o.name.empty()) {
         return usage("approve --all gives no single --name; --name-prefix names the unnamed devices", "approve");
@@ -1305,6 +1440,10 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { stationKey, &Command::stationKey },
             { blocked, &Command::blocked },
             { unblock, &Command::unblock },
+            { stage, &Command::stage },
+            { stagedList, &Command::staged },
+            { unstage, &Command::unstage },
+            { retry, &Command::retry },
         };
         for (const auto& [sub, handler] : dispatch) {
             if (sub->parsed()) {

@@ -88,4 +88,27 @@ nlohmann::json toJson(const inventory::TraceRecord& r)
         { "request_sha256", r.requestSha256 },
     };
 }
+
+nlohmann::json toJson(const inventory::StagedEdit& e)
+{
+    return {
+        { "id", e.id },
+        { "device_id", e.deviceId },
+        { "device", e.deviceName },
+        { "created_at", toIso8601(e.createdAt) },
+        { "created_by", e.createdBy },
+        { "target", e.target },
+        { "commit", e.commit },
+        { "format", e.format },
+        { "state", toString(e.state) },
+        { "updated_at", toIso8601(e.updatedAt) },
+        { "attempts", e.attempts },
+        { "connection_id", e.connectionId },
+        { "message_id", e.messageId },
+        { "error_tag", e.errorTag },
+        { "error_message", e.errorMessage },
+        { "detail", e.detail },
+        { "content", e.content },
+    };
+}
 } // namespace callhome::cli

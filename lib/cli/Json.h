@@ -9,4 +9,6 @@ nlohmann::json toJson(const inventory::Device& device);
 nlohmann::json toJson(const inventory::Event& event);
 /** A trace record as callhomectl and the control API show it (fields documented in README.md, "Traceability"). */
 nlohmann::json toJson(const inventory::TraceRecord& record);
+/** A staged edit as callhomectl and the control API show it (fields documented in lib/cli/README.md). */
+nlohmann::json toJson(const inventory::StagedEdit& edit);
 } // namespace callhome::cli

@@ -191,6 +191,36 @@ public:
      * device, as the single-device actions do. Returns how many devices it changed (or would, with dryRun).
      */
     virtual int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) = 0;
+
+    // --- staged configuration (schemas/sql/0006-staged.sql); operator actions append an event each ---
+    /**
+     * Queues an <edit-config> for the device (any state: pending and expected devices get theirs after approval and
+     * their first session), attributed to the actor. The content is stored as given; callers check its syntax (XML
+     * elements, or a JSON object). UsageError for a bad target/format, commit without candidate, empty or over-long
+     * content.
+     */
+    virtual StagedEdit stage(int64_t deviceId, const StagedRequest& request) = 0;
+    /** The items of one device, or of all (nullopt), in queue order (by id); dropped ones only with `withDropped`. */
+    virtual std::vector<StagedEdit> stagedEdits(std::optional<int64_t> deviceId, bool withDropped) = 0;
+    /** One item; NotFound when there is none with this id. */
+    virtual StagedEdit stagedEdit(int64_t id) = 0;
+    /** queued|failed → dropped (kept for the record, never applied). UsageError otherwise (applying, applied). */
+    virtual StagedEdit unstage(int64_t id) = 0;
+    /** failed → queued: callhomed applies it again (and the queue behind it) on the device's session. */
+    virtual StagedEdit retryStaged(int64_t id) = 0;
+    /** The devices whose queue can move: the first open item (queued, applying or failed) is queued. */
+    virtual std::vector<int64_t> devicesWithStaged() = 0;
+    /** The device's first open item (queued, applying or failed), if any: what its queue does next. */
+    virtual std::optional<StagedEdit> nextStaged(int64_t deviceId) = 0;
+    /** callhomed: queued → applying (attempts + 1); false, changing nothing, when it is no longer queued. */
+    virtual bool markStagedApplying(int64_t id, const std::string& connectionId) = 0;
+    /**
+     * callhomed: applying → result.state (applied, failed, or queued again when the session ended before the reply),
+     * with the result's fields and, for applied and failed, a staged-applied / staged-failed event.
+     */
+    virtual void finishStaged(int64_t id, const StagedResult& result) = 0;
+    /** callhomed at start: items left applying by a previous run go back to queued; returns how many. */
+    virtual int64_t requeueApplying() = 0;
 };
 
 /**

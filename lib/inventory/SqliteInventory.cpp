@@ -1835,6 +1835,287 @@ int64_t SqliteInventory::pruneTrace(TimePoint olderThan)
     return deleted;
 }
 
+// --- staged configuration ---
+namespace {
+/// Larger edits are a mistake (a whole datastore dump?) more likely than a plan; the API's body limit is smaller.
+constexpr size_t MaxStagedBytes = 16u << 20;
+constexpr const char* StagedColumns
+    = "SELECT s.id, s.device_id, COALESCE(d.name, ''), s.created_at, s.created_by, s.target, s.do_commit, s.format, "
+      "s.content, s.state, s.updated_at, s.attempts, s.connection_id, s.message_id, s.error_tag, s.error_message, "
+      "s.detail FROM staged s JOIN devices d ON d.id = s.device_id ";
+
+std::string stagedLabel(int64_t id)
+{
+    return "staged edit #" + std::to_string(id);
+}
+
+StagedEdit stagedFromRow(const sqlite::Statement& stmt)
+{
+    StagedEdit e;
+    e.id = stmt.integer(0);
+    e.deviceId = stmt.integer(1);
+    e.deviceName = stmt.text(2);
+    e.createdAt = fromMs(stmt.integer(3));
+    e.createdBy = stmt.text(4);
+    e.target = stmt.text(5);
+    e.commit = stmt.integer(6) != 0;
+    e.format = stmt.text(7);
+    e.content = stmt.text(8);
+    e.state = stagedStateFromString(stmt.text(9));
+    e.updatedAt = fromMs(stmt.integer(10));
+    e.attempts = stmt.integer(11);
+    e.connectionId = stmt.text(12);
+    e.messageId = stmt.text(13);
+    e.errorTag = stmt.text(14);
+    e.errorMessage = stmt.text(15);
+    e.detail = stmt.text(16);
+    return e;
+}
+} // namespace
+
+std::vector<StagedEdit> SqliteInventory::queryStaged(
+    const std::string& where, std::optional<int64_t> id, const std::string& purpose)
+{
+    auto stmt = m_db.prepare(std::string(StagedColumns) + where + " ORDER BY s.id", purpose);
+    if (id) {
+        stmt.bind(1, *id);
+    }
+    std::vector<StagedEdit> out;
+    while (stmt.step()) {
+        out.push_back(stagedFromRow(stmt));
+    }
+    return out;
+}
+
+StagedEdit SqliteInventory::requireStaged(int64_t id)
+{
+    auto list = queryStaged("WHERE s.id = ?1", id, "reading a staged edit");
+    if (list.empty()) {
+        throw NotFound("no staged edit #" + std::to_string(id));
+    }
+    return list.front();
+}
+
+StagedEdit SqliteInventory::stage(int64_t deviceId, const StagedRequest& r)
+{
+    if (r.target != "running" && r.target != "candidate") {
+        throw UsageError(
+            "a staged edit's target must be running or candidate, not \"" + escapeControl(r.target) + "\"");
+    }
+    if (r.commit && r.target != "candidate") {
+        throw UsageError("--commit needs the candidate target");
+    }
+    if (r.format != "xml" && r.format != "json") {
+        throw UsageError("a staged edit's format must be xml or json, not \"" + escapeControl(r.format) + "\"");
+    }
+    if (r.content.find_first_not_of(" \t\r\n") == std::string::npos) {
+        throw UsageError("a staged edit cannot be empty");
+    }
+    if (r.content.size() > MaxStagedBytes) {
+        throw UsageError(
+            fmt::format("a staged edit is limited to {} bytes ({} given)", MaxStagedBytes, r.content.size()));
+    }
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "staging an edit";
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    auto d = requireDevice(deviceId);
+    const auto at = now();
+    m_db.prepare("INSERT INTO staged (device_id, created_at, created_by, target, do_commit, format, content, state, "
+                 "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?2)",
+            purpose)
+        .bind(1, d.id)
+        .bind(2, toMs(at))
+        .bind(3, m_actor)
+        .bind(4, r.target)
+        .bind(5, int64_t { r.commit ? 1 : 0 })
+        .bind(6, r.format)
+        .bind(7, r.content)
+        .run();
+    auto id = m_db.lastInsertId();
+    appendEvent({ .at = at,
+        .kind = EventKind::Staged,
+        .deviceId = d.id,
+        .deviceName = d.name.value_or(""),
+        .fingerprint = d.fingerprint,
+        .detail = fmt::format("{} queued: {} edit of {}{}, {} bytes{}", stagedLabel(id), r.format, r.target,
+            r.commit ? " with commit" : "", r.content.size(), byActor()) });
+    auto result = requireStaged(id);
+    tx.commit();
+    return result;
+}
+
+std::vector<StagedEdit> SqliteInventory::stagedEdits(std::optional<int64_t> deviceId, bool withDropped)
+{
+    std::lock_guard lock(m_mutex);
+    std::string where = "WHERE (?1 IS NULL OR s.device_id = ?1)";
+    if (!withDropped) {
+        where += " AND s.state <> 'dropped'";
+    }
+    auto stmt = m_db.prepare(std::string(StagedColumns) + where + " ORDER BY s.id", "listing staged edits");
+    stmt.bind(1, deviceId);
+    std::vector<StagedEdit> out;
+    while (stmt.step()) {
+        out.push_back(stagedFromRow(stmt));
+    }
+    return out;
+}
+
+StagedEdit SqliteInventory::stagedEdit(int64_t id)
+{
+    std::lock_guard lock(m_mutex);
+    return requireStaged(id);
+}
+
+StagedEdit SqliteInventory::unstage(int64_t id)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "unstaging an edit";
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    auto e = requireStaged(id);
+    if (e.state != StagedState::Queued && e.state != StagedState::Failed) {
+        throw UsageError(
+            fmt::format("{} is {}: only a queued or failed edit can be unstaged", stagedLabel(id), toString(e.state)));
+    }
+    const auto at = now();
+    m_db.prepare("UPDATE staged SET state = 'dropped', updated_at = ?2 WHERE id = ?1", purpose)
+        .bind(1, id)
+        .bind(2, toMs(at))
+        .run();
+    appendEvent({ .at = at,
+        .kind = EventKind::Unstaged,
+        .deviceId = e.deviceId,
+        .deviceName = e.deviceName,
+        .detail = fmt::format("{} dropped (was {}){}", stagedLabel(id), toString(e.state), byActor()) });
+    auto result = requireStaged(id);
+    tx.commit();
+    return result;
+}
+
+StagedEdit SqliteInventory::retryStaged(int64_t id)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "retrying a staged edit";
+    WriteTransaction tx(*this, Sync::Full, purpose);
+    auto e = requireStaged(id);
+    if (e.state != StagedState::Failed) {
+        throw UsageError(
+            fmt::format("{} is {}: only a failed edit can be retried", stagedLabel(id), toString(e.state)));
+    }
+    const auto at = now();
+    m_db.prepare("UPDATE staged SET state = 'queued', updated_at = ?2 WHERE id = ?1", purpose)
+        .bind(1, id)
+        .bind(2, toMs(at))
+        .run();
+    appendEvent({ .at = at,
+        .kind = EventKind::StagedRetried,
+        .deviceId = e.deviceId,
+        .deviceName = e.deviceName,
+        .detail = fmt::format("{} queued again (failed: {}){}", stagedLabel(id), e.detail, byActor()) });
+    auto result = requireStaged(id);
+    tx.commit();
+    return result;
+}
+
+std::vector<int64_t> SqliteInventory::devicesWithStaged()
+{
+    std::lock_guard lock(m_mutex);
+    // The first open item of each device decides: a failed (or applying) one holds the queue behind it.
+    auto stmt = m_db.prepare("SELECT s.device_id FROM staged s WHERE s.state = 'queued' AND NOT EXISTS (SELECT 1 "
+                             "FROM staged o WHERE o.device_id = s.device_id AND o.id < s.id AND o.state IN "
+                             "('queued', 'applying', 'failed')) ORDER BY s.device_id",
+        "listing devices with staged edits");
+    std::vector<int64_t> out;
+    while (stmt.step()) {
+        out.push_back(stmt.integer(0));
+    }
+    return out;
+}
+
+std::optional<StagedEdit> SqliteInventory::nextStaged(int64_t deviceId)
+{
+    std::lock_guard lock(m_mutex);
+    auto list = queryStaged("WHERE s.device_id = ?1 AND s.state IN ('queued', 'applying', 'failed')", deviceId,
+        "reading a device's staged edits");
+    if (list.empty()) {
+        return std::nullopt;
+    }
+    return list.front();
+}
+
+bool SqliteInventory::markStagedApplying(int64_t id, const std::string& connectionId)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "marking a staged edit applying";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE staged SET state = 'applying', attempts = attempts + 1, connection_id = ?2, message_id = '', "
+                 "updated_at = ?3 WHERE id = ?1 AND state = 'queued'",
+            purpose)
+        .bind(1, id)
+        .bind(2, escapeControl(connectionId))
+        .bind(3, toMs(now()))
+        .run();
+    bool changed = m_db.changes() > 0;
+    tx.commit();
+    return changed;
+}
+
+void SqliteInventory::finishStaged(int64_t id, const StagedResult& r)
+{
+    if (r.state != StagedState::Applied && r.state != StagedState::Failed && r.state != StagedState::Queued) {
+        throw UsageError("a staged edit's attempt ends applied, failed or queued, not " + toString(r.state));
+    }
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "recording a staged edit's result";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    auto found = queryStaged("WHERE s.id = ?1", id, purpose);
+    if (found.empty() || found.front().state != StagedState::Applying) {
+        // The device was forgotten meanwhile (its items went with it), or the result is stale: nothing to record.
+        return;
+    }
+    const auto& e = found.front();
+    const auto at = now();
+    // The device's text (error messages) is stored escaped, as event details are.
+    m_db.prepare("UPDATE staged SET state = ?2, updated_at = ?3, connection_id = ?4, message_id = ?5, error_tag = ?6, "
+                 "error_message = ?7, detail = ?8 WHERE id = ?1",
+            purpose)
+        .bind(1, id)
+        .bind(2, toString(r.state))
+        .bind(3, toMs(at))
+        .bind(4, escapeControl(r.connectionId))
+        .bind(5, escapeControl(r.messageId))
+        .bind(6, escapeControl(r.errorTag))
+        .bind(7, escapeControl(r.errorMessage))
+        .bind(8, escapeControl(r.detail))
+        .run();
+    if (r.state != StagedState::Queued) {
+        auto d = deviceById(e.deviceId);
+        appendEvent({ .at = at,
+            .kind = r.state == StagedState::Applied ? EventKind::StagedApplied : EventKind::StagedFailed,
+            .deviceId = e.deviceId,
+            .deviceName = e.deviceName,
+            .connectionId = r.connectionId,
+            .address = r.address,
+            .fingerprint = d ? d->fingerprint : std::string(),
+            .detail = fmt::format("{} {}: {}", stagedLabel(id), toString(r.state), r.detail) });
+    }
+    tx.commit();
+}
+
+int64_t SqliteInventory::requeueApplying()
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "re-queueing staged edits left applying";
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE staged SET state = 'queued', updated_at = ?1, detail = 'callhomed stopped before the reply; "
+                 "queued again' WHERE state = 'applying'",
+            purpose)
+        .bind(1, toMs(now()))
+        .run();
+    int64_t n = m_db.changes();
+    tx.commit();
+    return n;
+}
+
 std::unique_ptr<Inventory> openSqlite(const std::string& path)
 {
     return std::make_unique<SqliteInventory>(path, SqliteInventory::Mode::CreateAndMigrate);

@@ -67,6 +67,16 @@ public:
     void forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn) override;
     int64_t pruneTrace(TimePoint olderThan) override;
     void setActor(const std::string& actor) override;
+    StagedEdit stage(int64_t deviceId, const StagedRequest& request) override;
+    std::vector<StagedEdit> stagedEdits(std::optional<int64_t> deviceId, bool withDropped) override;
+    StagedEdit stagedEdit(int64_t id) override;
+    StagedEdit unstage(int64_t id) override;
+    StagedEdit retryStaged(int64_t id) override;
+    std::vector<int64_t> devicesWithStaged() override;
+    std::optional<StagedEdit> nextStaged(int64_t deviceId) override;
+    bool markStagedApplying(int64_t id, const std::string& connectionId) override;
+    void finishStaged(int64_t id, const StagedResult& result) override;
+    int64_t requeueApplying() override;
 
     /** Number of migrations this build carries, i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();
@@ -111,5 +121,9 @@ private:
     std::string m_actor = "operator"; ///< setActor(); guarded by m_mutex
     /** " by WHO" for an operator event's detail; empty for the default actor (details as before). */
     std::string byActor() const;
+    /** The staged items `where` selects (a clause on s.*, ?1 bound to `id`), in queue order. */
+    std::vector<StagedEdit> queryStaged(
+        const std::string& where, std::optional<int64_t> id, const std::string& purpose);
+    StagedEdit requireStaged(int64_t id);
 };
 } // namespace callhome::inventory

@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 18> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 23> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -37,6 +37,19 @@ constexpr std::array<std::pair<EventKind, const char*>, 18> eventKinds { {
     { EventKind::PendingCapped, "pending-capped" },
     { EventKind::EventsPruned, "events-pruned" },
     { EventKind::WritesDropped, "writes-dropped" },
+    { EventKind::Staged, "staged" },
+    { EventKind::Unstaged, "unstaged" },
+    { EventKind::StagedRetried, "staged-retried" },
+    { EventKind::StagedApplied, "staged-applied" },
+    { EventKind::StagedFailed, "staged-failed" },
+} };
+
+constexpr std::array<std::pair<StagedState, const char*>, 5> stagedStates { {
+    { StagedState::Queued, "queued" },
+    { StagedState::Applying, "applying" },
+    { StagedState::Applied, "applied" },
+    { StagedState::Failed, "failed" },
+    { StagedState::Dropped, "dropped" },
 } };
 
 template<typename Enum, std::size_t N>
@@ -96,5 +109,15 @@ Transport transportFromString(const std::string& s)
 EventKind eventKindFromString(const std::string& s)
 {
     return valueOf(eventKinds, s, "event kind");
+}
+
+std::string toString(StagedState s)
+{
+    return nameOf(stagedStates, s);
+}
+
+StagedState stagedStateFromString(const std::string& s)
+{
+    return valueOf(stagedStates, s, "staged state");
 }
 } // namespace callhome::inventory

@@ -120,6 +120,12 @@ enum class EventKind {
     PendingCapped, ///< new identities not stored in one interval because the pending caps were reached; detail = counts
     EventsPruned, ///< the retention job deleted the events older than a cut-off; detail = how many and the cut-off
     WritesDropped, ///< the daemon's write queue was full: records not written in one interval; detail = the counts
+    // staged configuration (schemas/sql/0006-staged.sql); detail names the item ("staged edit #7 ...")
+    Staged, ///< an operator staged an edit for the device
+    Unstaged, ///< an operator dropped a queued or failed item
+    StagedRetried, ///< an operator put a failed item back in the queue
+    StagedApplied, ///< callhomed applied an item (connection_id: the session)
+    StagedFailed, ///< the device refused an item (its <rpc-error>) or it could not be applied; the queue stops
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);
@@ -199,5 +205,51 @@ struct TraceFilter {
     std::optional<std::string> traceId;
     std::optional<int64_t> afterId; ///< only records with a greater id (a follower's position)
     std::optional<int64_t> limit; ///< the newest N (still oldest first); with afterId: the first N after it
+};
+
+// --- staged configuration (schemas/sql/0006-staged.sql) ---
+/** queued → applying → applied | failed; failed → queued (retry); queued | failed → dropped (unstage). */
+enum class StagedState { Queued, Applying, Applied, Failed, Dropped };
+std::string toString(StagedState s);
+StagedState stagedStateFromString(const std::string& s);
+
+/** What an operator stages: one <edit-config> for a device. */
+struct StagedRequest {
+    std::string target = "running"; ///< "running" or "candidate"
+    bool commit = false; ///< <commit/> after the edit (candidate only)
+    std::string format = "xml"; ///< "xml" (the content of <config>) or "json" (RFC 7951, converted when applied)
+    std::string content;
+};
+
+/** One staged edit and what became of it. */
+struct StagedEdit {
+    int64_t id = 0; ///< also its place in the device's queue: lower ids are applied first
+    int64_t deviceId = 0;
+    std::string deviceName; ///< the device's name now (may be empty)
+    TimePoint createdAt;
+    std::string createdBy; ///< the actor who staged it
+    std::string target;
+    bool commit = false;
+    std::string format;
+    std::string content;
+    StagedState state = StagedState::Queued;
+    TimePoint updatedAt;
+    int64_t attempts = 0; ///< times it was sent to the device
+    std::string connectionId; ///< the last attempt's connection
+    std::string messageId; ///< the last attempt's <edit-config> message-id
+    std::string errorTag; ///< failed: the device's first <rpc-error>'s tag (empty for other failures)
+    std::string errorMessage; ///< and its error-message
+    std::string detail; ///< why it failed, or how it was applied
+};
+
+/** How an attempt to apply an item ended (Inventory::finishStaged). */
+struct StagedResult {
+    StagedState state = StagedState::Applied; ///< Applied, Failed, or Queued (session ended before the reply)
+    std::string connectionId;
+    std::string messageId;
+    std::string errorTag;
+    std::string errorMessage;
+    std::string detail;
+    std::string address; ///< the session's peer, for the event
 };
 } // namespace callhome::inventory

@@ -81,6 +81,19 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+    // Staged configuration: the applier looks at the device's queue on its own thread.
+    {
+        std::lock_guard lock(m_stagedMutex);
+        if (m_stagedTrigger) {
+            m_stagedTrigger(live->deviceId);
+        }
+    }
+}
+
+void SessionRegistry::setStagedTrigger(std::function<void(int64_t deviceId)> trigger)
+{
+    std::lock_guard lock(m_stagedMutex);
+    m_stagedTrigger = std::move(trigger);
 }
 
 void SessionRegistry::ended(uint64_t token, const std::string& reason)

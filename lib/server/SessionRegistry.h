@@ -91,6 +91,11 @@ public:
     /** The session held to the device of this name, or nullptr. */
     std::shared_ptr<const LiveSession> findByName(const std::string& name) const;
     size_t size() const;
+    /**
+     * Staged configuration (lib/api/StagedApplier): `trigger` is told the device of every session add() records,
+     * on the ch-sessions thread, so it must return at once. nullptr removes it (before its owner goes).
+     */
+    void setStagedTrigger(std::function<void(int64_t deviceId)> trigger);
 
 private:
     void run();
@@ -112,5 +117,7 @@ private:
     bool m_stopping = false;
     std::condition_variable m_wake;
     std::thread m_thread;
+    std::mutex m_stagedMutex; ///< guards m_stagedTrigger
+    std::function<void(int64_t)> m_stagedTrigger;
 };
 } // namespace callhome::server
