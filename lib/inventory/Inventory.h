@@ -191,6 +191,12 @@ public:
      * device, as the single-device actions do. Returns how many devices it changed (or would, with dryRun).
      */
     virtual int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) = 0;
+    /**
+     * Changes the non-secret part of a device's credentials (user, which secrets it has, password fallback) and
+     * appends a `credentials-changed` event saying what changed, never a secret. The secrets themselves go to the
+     * CredentialStore, written before this (set) or after it (clear). Returns the device as it is now.
+     */
+    virtual Device setCredentials(int64_t deviceId, const CredentialsUpdate& update) = 0;
 };
 
 /**

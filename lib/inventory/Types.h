@@ -46,6 +46,11 @@ struct Device {
     std::string serial; ///< IEEE 802.1AR serial number read from the certificate
     std::string certSubject; ///< RFC 2253 subject of the leaf certificate last presented
     std::string certIssuer;
+    // Per-device SSH credentials (schema version 7): whether the device has its own; the secrets are never here,
+    // they live in the credentials store (inventory/CredentialStore.h).
+    bool passwordSet = false; ///< a password of its own is in the credentials store
+    bool keySet = false; ///< a private key of its own is in the credentials store (used instead of the station key)
+    bool passwordFallback = false; ///< the fleet-wide password (config ssh/password) may be offered to it
 };
 
 /** What the TLS identity step learnt from a device's verified (or self-signed) certificate. */
@@ -120,6 +125,15 @@ enum class EventKind {
     PendingCapped, ///< new identities not stored in one interval because the pending caps were reached; detail = counts
     EventsPruned, ///< the retention job deleted the events older than a cut-off; detail = how many and the cut-off
     WritesDropped, ///< the daemon's write queue was full: records not written in one interval; detail = the counts
+    CredentialsChanged, ///< an operator set or cleared a device's SSH user, password, key or password fallback
+};
+
+/** An operator's change to a device's credentials record (Inventory::setCredentials): every field set is changed. */
+struct CredentialsUpdate {
+    std::optional<std::string> sshUser;
+    std::optional<bool> passwordSet;
+    std::optional<bool> keySet;
+    std::optional<bool> passwordFallback;
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);

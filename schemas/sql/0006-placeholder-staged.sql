@@ -1,0 +1,4 @@
+-- Placeholder for schema version 6, which is the staged-configuration migration of the wip-staged branch
+-- (0006-staged*.sql). It exists only so that this branch numbers 0007-credentials.sql correctly on its own; when the
+-- two branches are merged, this file is deleted (and its line in lib/inventory/CMakeLists.txt) in favour of the real
+-- 0006. It changes nothing.
