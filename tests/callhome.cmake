@@ -81,4 +81,5 @@ set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)
 # Per-device SSH credentials: libnetconf2 devices that accept only their own password / key, or only the fleet's.
 callhome_add_test(NAME callhome_credentials SOURCES callhome_credentials.cpp ${CALLHOME_API_TEST_SOURCES}
     LIBS callhome-api callhome-server callhome-cli callhome-test-harness)
+add_dependencies(callhome_credentials callhomectl)
 set_tests_properties(callhome_credentials PROPERTIES TIMEOUT 300)

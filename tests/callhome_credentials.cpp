@@ -2,6 +2,7 @@
 // key are used for it, the fleet-wide password reaches only devices whose record allows the fallback (checked in the
 // devices' own auth logs), and no secret appears in callhomectl's output, the event log, the inventory file or
 // callhomed's log.
+#include "Binaries.h"
 #include "CallhomeFixture.h"
 #include "CliRun.h"
 #include "common/Log.h"
@@ -226,15 +227,26 @@ TEST_CASE("a device's own private key replaces the station key; a wrong own pass
             Nc2DeviceOptions {
                 .hostKeyType = KeyType::Ecdsa, .user = "admin", .password = kFleetPassword, .retryMs = 200 });
         auto d = f.waitForDevice(device.hostKeyFingerprint());
-        auto approve = ctl({ "--state-dir", state, "approve", std::to_string(d.id), "--name", "dev-wrong", "--user",
-            "admin", "--password-stdin" });
-        // No stdin in this in-process run: an empty password is refused and nothing is approved.
-        requireOneLineError(approve, "the password is empty");
-        auto wrong = writeSecretFile(f.dir, "wrong", kOwnPassword, 0600);
-        REQUIRE(ctl({ "--state-dir", state, "approve", std::to_string(d.id), "--name", "dev-wrong", "--user", "admin",
-                        "--password-file", wrong })
-                    .code
-            == 0);
+        // The real callhomectl, the password on its stdin (a pipe); an empty one is refused and nothing approved.
+        auto approveWithStdin = [&](const std::string& password, const std::string& name) {
+            Process p({ .argv = { "/bin/sh", "-c",
+                            "printf '%s' \"$PW\" | exec \"$CTL\" --state-dir \"$STATE\" approve " + std::to_string(d.id)
+                                + " --name " + name + " --user admin --password-stdin" },
+                .stdoutPath = f.dir.path() + "/approve-" + name + ".out",
+                .stderrPath = f.dir.path() + "/approve-" + name + ".err",
+                .env = { { "PW", password }, { "CTL", kCallhomectl }, { "STATE", state } } });
+            auto status = p.waitExit(30s);
+            REQUIRE(status);
+            return std::make_pair(*status, readFile(f.dir.path() + "/approve-" + name + ".err"));
+        };
+        auto [emptyStatus, emptyErr] = approveWithStdin("", "dev-empty");
+        CHECK(emptyStatus != 0);
+        CHECK_THAT(emptyErr, Catch::Contains("the password is empty"));
+        CHECK(f.inventory().findById(d.id)->state == inventory::DeviceState::Pending);
+        auto [status, err] = approveWithStdin(kOwnPassword, "dev-wrong");
+        INFO(err);
+        REQUIRE(status == 0);
+        CHECK(f.inventory().findById(d.id)->passwordSet);
         f.waitForEvent(EventKind::HandshakeFailed, d.id, 2);
         // One password per call home, its own (rejected); the fleet-wide one, which it would accept, never.
         CHECK(passwordAttempts(device) >= 2);
