@@ -280,4 +280,11 @@ TEST_CASE("credentials through the control API")
     CHECK_THAT(readFile(device.authLogPath()), Catch::Contains("password admin accepted"));
     auto shown = httpRequest(f.apiSocket(), { .target = "/v1/devices/dev-api" });
     checkNoSecret("GET device", shown.body);
+
+    // Forgetting the device deletes its secrets.
+    inventory::CredentialStore store(f.config.credentialsPath, inventory::CredentialStore::Mode::ExistingOnly);
+    REQUIRE(store.get(d.id));
+    auto forgot = httpRequest(f.apiSocket(), { .method = "POST", .target = "/v1/devices/dev-api/forget" });
+    REQUIRE(forgot.status == 200);
+    CHECK_FALSE(store.get(d.id));
 }
