@@ -281,10 +281,14 @@ TEST_CASE("credentials through the control API")
     auto shown = httpRequest(f.apiSocket(), { .target = "/v1/devices/dev-api" });
     checkNoSecret("GET device", shown.body);
 
-    // Forgetting the device deletes its secrets.
-    inventory::CredentialStore store(f.config.credentialsPath, inventory::CredentialStore::Mode::ExistingOnly);
-    REQUIRE(store.get(d.id));
+    // Forgotten through the API: callhomed deletes the device's secrets at its next start.
+    REQUIRE(
+        inventory::CredentialStore(f.config.credentialsPath, inventory::CredentialStore::Mode::ExistingOnly).get(d.id));
     auto forgot = httpRequest(f.apiSocket(), { .method = "POST", .target = "/v1/devices/dev-api/forget" });
     REQUIRE(forgot.status == 200);
-    CHECK_FALSE(store.get(d.id));
+    device.stop();
+    f.stop();
+    f.start();
+    CHECK_FALSE(
+        inventory::CredentialStore(f.config.credentialsPath, inventory::CredentialStore::Mode::ExistingOnly).get(d.id));
 }

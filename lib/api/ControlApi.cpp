@@ -784,33 +784,30 @@ void ControlApi::decide(
     }
     auto who = request->peer.describe();
     auto actor = request->peer.actor();
-    auto* store = &m_daemon.credentialStore();
-    onInventory(
-        exchange, [exchange, ref, action, name, user, fingerprint, who, actor, store](inventory::Inventory& inv) {
-            // This thread is the connection's only user: the actor set here is this decision's.
-            inv.setActor(actor);
-            auto d = inv.resolve(ref);
-            inventory::Device result;
-            if (action == "approve") {
-                result = inv.approve(d.id, name, user);
-            } else if (action == "reject") {
-                result = inv.reject(d.id);
-            } else if (action == "revoke") {
-                result = inv.revoke(d.id);
-            } else if (action == "forget") {
-                inv.forget(d.id);
-                store->erase(d.id); // its SSH secrets go with it
-                result = d;
-            } else if (action == "rekey") {
-                result = inv.rekey(d.id, inv.resolve(*fingerprint).id);
-            } else {
-                result = inv.rename(d.id, *name);
-            }
-            log::get(log::Main)->info("control API: {} {} #{} ({})", who, action, d.id, d.name.value_or("unnamed"));
-            // The registry notices decisions by polling the inventory; a live session of a device no longer approved
-            // ends then (within its poll interval), as with callhomectl.
-            exchange->respond(jsonResponse(cli::toJson(result)));
-        });
+    onInventory(exchange, [exchange, ref, action, name, user, fingerprint, who, actor](inventory::Inventory& inv) {
+        // This thread is the connection's only user: the actor set here is this decision's.
+        inv.setActor(actor);
+        auto d = inv.resolve(ref);
+        inventory::Device result;
+        if (action == "approve") {
+            result = inv.approve(d.id, name, user);
+        } else if (action == "reject") {
+            result = inv.reject(d.id);
+        } else if (action == "revoke") {
+            result = inv.revoke(d.id);
+        } else if (action == "forget") {
+            inv.forget(d.id);
+            result = d;
+        } else if (action == "rekey") {
+            result = inv.rekey(d.id, inv.resolve(*fingerprint).id);
+        } else {
+            result = inv.rename(d.id, *name);
+        }
+        log::get(log::Main)->info("control API: {} {} #{} ({})", who, action, d.id, d.name.value_or("unnamed"));
+        // The registry notices decisions by polling the inventory; a live session of a device no longer approved
+        // ends then (within its poll interval), as with callhomectl.
+        exchange->respond(jsonResponse(cli::toJson(result)));
+    });
 }
 
 void ControlApi::credentials(const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref)
