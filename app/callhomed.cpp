@@ -70,7 +70,8 @@ int main(int argc, char** argv)
                 std::cout << "listen " << e.toString() << "\n";
             }
             std::cout << "state-dir " << config.stateDir << "\ninventory " << config.inventoryPath << "\nssh-user "
-                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\ncontrol-socket "
+                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\nssh-credentials "
+                      << config.credentialsPath << "\ncontrol-socket "
                       << (config.control.socket.empty() ? "(none)" : config.control.socket) << "\n";
             if (config.control.tcp) {
                 std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";

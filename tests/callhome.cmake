@@ -84,3 +84,8 @@ callhome_add_test(NAME callhome_staged SOURCES callhome_staged.cpp ${CALLHOME_AP
     LIBS callhome-api callhome-server callhome-identity callhome-test-harness nlohmann_json::nlohmann_json)
 add_dependencies(callhome_staged callhomectl)
 set_tests_properties(callhome_staged PROPERTIES TIMEOUT 300)
+# Per-device SSH credentials: libnetconf2 devices that accept only their own password / key, or only the fleet's.
+callhome_add_test(NAME callhome_credentials SOURCES callhome_credentials.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-cli callhome-test-harness)
+add_dependencies(callhome_credentials callhomectl)
+set_tests_properties(callhome_credentials PROPERTIES TIMEOUT 300)

@@ -139,6 +139,8 @@ TEST_CASE("libnetconf2 device: password and public-key authentication, IPv6")
         CHECK(d.lastAddress == "::1");
         CHECK(device.authAttempts() == 0);
         f.inventory().approve(d.id, "nc2-password", std::string("admin"));
+        // The fleet-wide password goes only to a device whose record allows it (tests/callhome_credentials.cpp).
+        f.inventory().setCredentials(d.id, { .passwordFallback = true });
         f.waitForSessions(1);
         auto connected = *f.inventory().findById(d.id);
         CHECK(connected.connected);

@@ -1,6 +1,7 @@
 // Opening, migrating and refusing inventory files; the public views and the append-only event log.
 #include "RawSqlite.h"
 #include "ScratchDir.h"
+#include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <memory>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 using namespace callhome;
@@ -252,7 +254,7 @@ TEST_CASE("public views")
         == std::vector<std::string> { "id", "name", "state", "transport", "fingerprint", "key_type", "ssh_user",
             "last_address", "first_seen", "last_seen", "attempts", "same_address_as", "decided_at", "decided_by",
             "capabilities", "connected", "session_start", "listener_id", "manufacturer", "serial", "cert_subject",
-            "cert_issuer" });
+            "cert_issuer", "password_set", "key_set", "password_fallback" });
     REQUIRE(value(dev, "id") == std::to_string(d.id));
     REQUIRE(value(dev, "name") == "edge-9");
     REQUIRE(value(dev, "state") == "approved");
@@ -272,6 +274,9 @@ TEST_CASE("public views")
     REQUIRE(value(dev, "serial") == "");
     REQUIRE(value(dev, "cert_subject") == "");
     REQUIRE(value(dev, "cert_issuer") == "");
+    REQUIRE(value(dev, "password_set") == "0");
+    REQUIRE(value(dev, "key_set") == "0");
+    REQUIRE(value(dev, "password_fallback") == "0");
 
     inv->heartbeat("L1", now() - HeartbeatWindow - 1s);
     dev = row(db.get(), "SELECT * FROM v_devices");
@@ -459,4 +464,80 @@ TEST_CASE("migration 1 -> 2 keeps devices, events, sessions and references")
     // TLS devices work on the migrated file, and readers open it
     inv->expect({ { .serial = "SN0001", .manufacturer = "example" } });
     REQUIRE(openSqliteExisting(dir.db())->resolve("SN0001").transport == Transport::Tls);
+}
+
+TEST_CASE("credentials record: flags, change log and event, never a secret (schema version 7)")
+{
+    ScratchDir dir;
+    auto inv = openSqlite(dir.db());
+    auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", now()).device;
+    inv->approve(d.id, "edge-1", std::nullopt);
+    const auto before = inv->lastChange();
+    auto changed = inv->setCredentials(d.id, { .sshUser = "admin", .passwordSet = true, .passwordFallback = true });
+    CHECK(changed.sshUser == "admin");
+    CHECK(changed.passwordSet);
+    CHECK_FALSE(changed.keySet);
+    CHECK(changed.passwordFallback);
+    // The identity index learns of it through the change log.
+    CHECK(inv->lastChange() > before);
+    auto events = inv->events({ .deviceId = d.id });
+    REQUIRE_FALSE(events.empty());
+    CHECK(events.back().kind == EventKind::CredentialsChanged);
+    CHECK(events.back().detail.find("password set") != std::string::npos);
+    CHECK(events.back().detail.find("password fallback allowed") != std::string::npos);
+    auto cleared = inv->setCredentials(d.id, { .passwordSet = false, .passwordFallback = false });
+    CHECK_FALSE(cleared.passwordSet);
+    CHECK_FALSE(cleared.passwordFallback);
+    CHECK(cleared.sshUser == "admin");
+    CHECK_THROWS_AS(inv->setCredentials(d.id, {}), UsageError);
+    CHECK_THROWS_AS(inv->setCredentials(d.id, { .sshUser = std::string("bad\nuser") }), UsageError);
+}
+
+TEST_CASE("credentials store: created 0600 whatever the umask, secrets set and cleared, too-open files refused")
+{
+    ScratchDir dir;
+    const auto path = (dir.path / "credentials.db").string();
+    CHECK_THROWS_WITH(CredentialStore(path, CredentialStore::Mode::ExistingOnly),
+        Catch::Contains("no credentials store") && Catch::Contains("callhomed creates it"));
+    const auto old = ::umask(0);
+    std::optional<CredentialStore> store;
+    store.emplace(path, CredentialStore::Mode::Create);
+    ::umask(old);
+    auto mode = [&] {
+        struct stat st { };
+        REQUIRE(::stat(path.c_str(), &st) == 0);
+        return st.st_mode & 07777;
+    };
+    CHECK(mode() == 0600);
+    CHECK_FALSE(store->get(7));
+    store->setPassword(7, Secret("pw-7"));
+    store->setPrivateKey(7, Secret("key text"));
+    REQUIRE(store->get(7));
+    CHECK(store->get(7)->password->reveal() == "pw-7");
+    CHECK(store->get(7)->privateKey->reveal() == "key text");
+    store->setPassword(7, std::nullopt);
+    CHECK_FALSE(store->get(7)->password);
+    store->setPrivateKey(7, std::nullopt);
+    CHECK_FALSE(store->get(7)); // nothing left: the row is gone
+    store->setPassword(8, Secret("pw-8"));
+    store->setPassword(9, Secret("pw-9"));
+    CHECK(store->prune([](int64_t id) { return id == 9; }) == 1);
+    CHECK_FALSE(store->get(8));
+    CHECK(store->get(9));
+    store.reset();
+
+    REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    CHECK_THROWS_WITH(CredentialStore(path, CredentialStore::Mode::ExistingOnly), Catch::Contains("permissions 0644"));
+    CredentialStore daemon(path, CredentialStore::Mode::Create); // callhomed tightens it
+    CHECK(mode() == 0600);
+    CHECK(daemon.get(9)->password->reveal() == "pw-9");
+
+    // Another SQLite file is not taken for a store.
+    const auto other = (dir.path / "other.db").string();
+    {
+        openSqlite(other);
+    }
+    REQUIRE(::chmod(other.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(
+        CredentialStore(other, CredentialStore::Mode::Create), Catch::Contains("not a callhome credentials store"));
 }

@@ -305,8 +305,8 @@ TEST_CASE("restartNeeded: what a reload cannot apply")
         "state-dir": "/elsewhere", "ssh": {"user": "admin"}, "limits": {"event-loops": 4},
         "control": {"socket": "/run/other.sock"}, "admission": {"max-handshakes": 10}}})");
     CHECK(restartNeeded(running, load(restart.path.string(), {}))
-        == std::vector<std::string> {
-            "state-dir", "inventory", "ssh/key-file", "limits/event-loops", "control", "admission/max-handshakes" });
+        == std::vector<std::string> { "state-dir", "inventory", "ssh/key-file", "ssh/credentials-file",
+            "limits/event-loops", "control", "admission/max-handshakes" });
 
     // a first TLS endpoint needs the TLS context built at start
     TempFile tls(R"({"callhome-config:callhome": {"listen": [{"name": "a", "address": "127.0.0.1", "port": 14334},

@@ -2,8 +2,11 @@
 #include "api/Convert.h"
 #include "api/StagedApplier.h"
 #include "cli/Json.h"
+#include "common/Error.h"
 #include "common/Log.h"
+#include "common/Secret.h"
 #include "common/Time.h"
+#include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
 #include "netconf/Context.h"
 #include "netconf/Message.h"
@@ -13,6 +16,7 @@
 #include "server/SessionRegistry.h"
 #include "server/TraceLog.h"
 #include "server/WorkerPool.h"
+#include "transport/StationKey.h"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
@@ -657,6 +661,10 @@ void ControlApi::route(const RequestPtr& request, const ExchangePtr& exchange)
                 post ? decide(request, exchange, ref, what) : wrongMethod("POST");
                 return;
             }
+            if (what == "credentials") {
+                post ? credentials(request, exchange, ref) : wrongMethod("POST");
+                return;
+            }
             using Op = void (ControlApi::*)(const RequestPtr&, const ExchangePtr&, const SessionPtr&);
             static const std::map<std::string, std::pair<Op, bool>> ops {
                 { "rpc", { &ControlApi::rpc, true } },
@@ -832,6 +840,110 @@ void ControlApi::decide(
         // ends then (within its poll interval), as with callhomectl.
         exchange->respond(jsonResponse(cli::toJson(result)));
     });
+}
+
+void ControlApi::credentials(const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref)
+{
+    // The body carries secrets: it is never logged, and the answer says only what the device has ("set").
+    json body = json::parse(request->message.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+        throw BadRequest("bad-json", "the body must be a JSON object");
+    }
+    static const std::set<std::string> known { "user", "password", "private_key", "clear_password", "clear_key",
+        "password_fallback" };
+    for (const auto& [key, value] : body.items()) {
+        if (!known.count(key)) {
+            throw BadRequest("bad-request",
+                "unknown member " + key
+                    + " (known: user, password, private_key, "
+                      "clear_password, clear_key, password_fallback)");
+        }
+    }
+    auto optString = [&](const char* key) -> std::optional<std::string> {
+        if (!body.contains(key) || body[key].is_null()) {
+            return std::nullopt;
+        }
+        if (!body[key].is_string() || body[key].get_ref<const std::string&>().empty()) {
+            throw BadRequest("bad-json", std::string(key) + " must be a non-empty string");
+        }
+        return body[key].get<std::string>();
+    };
+    auto optBool = [&](const char* key) -> std::optional<bool> {
+        if (!body.contains(key) || body[key].is_null()) {
+            return std::nullopt;
+        }
+        if (!body[key].is_boolean()) {
+            throw BadRequest("bad-json", std::string(key) + " must be true or false");
+        }
+        return body[key].get<bool>();
+    };
+    auto user = optString("user");
+    std::optional<Secret> password;
+    if (auto p = optString("password")) {
+        if (p->find('\n') != std::string::npos || p->find('\0') != std::string::npos) {
+            throw BadRequest("bad-request", "password must be one line");
+        }
+        password = Secret(std::move(*p));
+    }
+    std::optional<Secret> privateKey;
+    if (auto k = optString("private_key")) {
+        privateKey = Secret(std::move(*k));
+        try {
+            transport::checkPrivateKeyText(*privateKey, "private_key");
+        } catch (const UsageError& e) {
+            throw BadRequest("bad-request", e.what());
+        }
+    }
+    const bool clearPassword = optBool("clear_password").value_or(false);
+    const bool clearKey = optBool("clear_key").value_or(false);
+    if ((password && clearPassword) || (privateKey && clearKey)) {
+        throw BadRequest("bad-request", "a secret cannot be set and cleared at once");
+    }
+    auto fallback = optBool("password_fallback");
+    if (!user && !password && !privateKey && !clearPassword && !clearKey && !fallback) {
+        throw BadRequest("bad-request", "nothing to change");
+    }
+    for (auto& [key, value] : body.items()) {
+        if (value.is_string()) {
+            wipe(value.get_ref<std::string&>());
+        }
+    }
+    auto actor = request->peer.actor();
+    auto who = request->peer.describe();
+    auto* store = &m_daemon.credentialStore();
+    onInventory(exchange,
+        [exchange, ref, user, password, privateKey, clearPassword, clearKey, fallback, actor, who, store](
+            inventory::Inventory& inv) {
+            inv.setActor(actor);
+            auto d = inv.resolve(ref);
+            if (d.transport != inventory::Transport::Ssh) {
+                throw UsageError("a TLS device has no SSH credentials (callhomed presents the station's certificate)");
+            }
+            // Secrets first when set (the record never says "set" for a secret that is not stored), last when cleared.
+            inventory::CredentialsUpdate update { .sshUser = user, .passwordFallback = fallback };
+            if (password) {
+                store->setPassword(d.id, password);
+                update.passwordSet = true;
+            } else if (clearPassword) {
+                update.passwordSet = false;
+            }
+            if (privateKey) {
+                store->setPrivateKey(d.id, privateKey);
+                update.keySet = true;
+            } else if (clearKey) {
+                update.keySet = false;
+            }
+            auto result = inv.setCredentials(d.id, update);
+            if (clearPassword) {
+                store->setPassword(d.id, std::nullopt);
+            }
+            if (clearKey) {
+                store->setPrivateKey(d.id, std::nullopt);
+            }
+            log::get(log::Main)->info(
+                "control API: {} changed the credentials of #{} ({})", who, d.id, d.name.value_or("unnamed"));
+            exchange->respond(jsonResponse(cli::toJson(result)));
+        });
 }
 
 void ControlApi::sessions(const ExchangePtr& exchange)

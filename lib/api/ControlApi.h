@@ -65,6 +65,8 @@ private:
     void device(const ExchangePtr& exchange, const std::string& ref);
     void decide(
         const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref, const std::string& action);
+    /** POST /v1/devices/{ref}/credentials: the device's SSH user, own password / key, password fallback. */
+    void credentials(const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref);
     void sessions(const ExchangePtr& exchange);
     void rpc(const RequestPtr& request, const ExchangePtr& exchange, const SessionPtr& session);
     void data(const RequestPtr& request, const ExchangePtr& exchange, const SessionPtr& session);

@@ -10,6 +10,7 @@
 #include "common/Text.h"
 #include "common/Time.h"
 #include "config/Config.h"
+#include "inventory/CredentialStore.h"
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include "transport/StationKey.h"
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <pwd.h>
@@ -83,6 +85,14 @@ struct Options {
     std::string stagedFormat; ///< empty: detected
     int64_t stagedId = 0;
     bool stagedAll = false; ///< staged --all: dropped items too
+    // Per-device credentials (credentials, approve): secrets only ever from files or stdin, never from argv.
+    std::string credentialsPath; ///< the credentials store (from --config), else STATE-DIR/credentials.db
+    std::string passwordFile;
+    bool passwordStdin = false;
+    std::string deviceKeyFile;
+    bool clearPassword = false;
+    bool clearKey = false;
+    std::string passwordFallback; ///< credentials, approve: "yes" / "no"; empty = unchanged
 };
 
 /** Who runs this callhomectl, for the decisions it records: "uid 1000 (alice)". */
@@ -213,10 +223,14 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
     time("last_seen", d.attempts > 0 ? std::optional(d.lastSeen) : std::nullopt);
     text("manufacturer", d.manufacturer);
     optionalText("name", d.name);
+    key("password_fallback");
+    out += d.passwordFallback ? "true" : "false";
     key("same_address_as");
     out += d.sameAddressAs ? std::to_string(*d.sameAddressAs) : std::string("null");
     text("serial", d.serial);
     time("session_start", d.sessionStart);
+    text("ssh_key", d.keySet ? "set" : "none");
+    text("ssh_password", d.passwordSet ? "set" : "none");
     optionalText("ssh_user", d.sshUser);
     text("state", inventory::toString(d.state));
     text("transport", inventory::toString(d.transport));
@@ -515,6 +529,9 @@ public:
                     { "Fingerprint", d.fingerprint },
                     { "Key type", d.keyType },
                     { "SSH user", d.sshUser.value_or("(default)") },
+                    { "SSH key", d.keySet ? "set (its own, instead of the station key)" : "the station key" },
+                    { "SSH password", d.passwordSet ? "set" : "none" },
+                    { "Fallback", d.passwordFallback ? "the fleet-wide password may be offered" : "no" },
                 });
         }
         fields.insert(fields.end(),
@@ -549,9 +566,38 @@ public:
         auto d = inv->resolve(m_opt.device);
         auto name = m_opt.name.empty() ? std::nullopt : std::optional<std::string>(m_opt.name);
         auto user = m_opt.user.empty() ? std::nullopt : std::optional<std::string>(m_opt.user);
+        // Secrets are read and checked, and the store opened, before anything changes: a bad file approves nothing.
+        auto secrets = readSecrets(d);
+        auto fallback = passwordFallback();
         auto result = inv->approve(d.id, name, user);
+        if (secrets.any() || fallback) {
+            result = applyCredentials(*inv, result, secrets, std::nullopt, fallback);
+        }
         confirm(result,
-            "approved " + label(result) + " " + result.fingerprint + ": callhomed accepts it on its next call home");
+            "approved " + label(result) + " " + result.fingerprint + ": callhomed accepts it on its next call home"
+                + (secrets.any() || fallback ? " (" + credentialsSummary(result) + ")" : ""));
+    }
+
+    /** Sets or clears a device's SSH user, own password, own private key and password fallback. */
+    void credentials()
+    {
+        auto inv = open();
+        auto d = inv->resolve(m_opt.device);
+        auto secrets = readSecrets(d);
+        auto fallback = passwordFallback();
+        auto user = m_opt.user.empty() ? std::nullopt : std::optional<std::string>(m_opt.user);
+        if (!secrets.any() && !fallback && !user) {
+            if (d.transport != Transport::Ssh) {
+                throw UsageError(label(d) + " calls home over TLS: it has no SSH credentials");
+            }
+            // Nothing to change: show what the device has (never the secrets).
+            confirm(d, "credentials of " + label(d) + ": " + credentialsSummary(d));
+            return;
+        }
+        auto result = applyCredentials(*inv, d, secrets, user, fallback);
+        confirm(result,
+            "credentials of " + label(result) + ": " + credentialsSummary(result)
+                + "; callhomed uses them from the device's next call home");
     }
 
     void reject()
@@ -586,6 +632,13 @@ public:
         auto inv = open();
         auto d = inv->resolve(m_opt.device);
         inv->forget(d.id);
+        if (d.passwordSet || d.keySet) {
+            // Its secrets go too; when this user cannot open the store, callhomed deletes them at its next start.
+            try {
+                inventory::CredentialStore(credentialsPath(), inventory::CredentialStore::Mode::ExistingOnly)
+                    .erase(d.id);
+            } catch (const Error&) { }
+        }
         confirm(d,
             "forgot " + label(d) + " " + d.fingerprint + " (" + inventory::toString(d.state)
                 + "); its events stay in the log, a new call home from it is pending again");
@@ -921,6 +974,129 @@ private:
         return text.empty() ? text : text + ")";
     }
 
+    /** What credentials/approve were asked to change in the credentials store, read before anything changes. */
+    struct SecretChanges {
+        std::optional<Secret> password;
+        std::optional<Secret> privateKey;
+        bool clearPassword = false;
+        bool clearKey = false;
+        std::unique_ptr<inventory::CredentialStore> store; ///< opened when any of the above is asked for
+        bool any() const { return password || privateKey || clearPassword || clearKey; }
+    };
+
+    std::optional<bool> passwordFallback() const
+    {
+        if (m_opt.passwordFallback.empty()) {
+            return std::nullopt;
+        }
+        return m_opt.passwordFallback == "yes";
+    }
+
+    /** A secret file: only its owner may read it (as OpenSSH wants of a key), at most 64 KiB. */
+    static Secret readSecretFile(const std::string& path)
+    {
+        transport::checkPrivateFilePermissions(path);
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            throw UsageError("cannot read " + path + ": " + std::strerror(errno));
+        }
+        std::string text(64 * 1024 + 1, '\0');
+        in.read(text.data(), static_cast<std::streamsize>(text.size()));
+        text.resize(static_cast<size_t>(in.gcount()));
+        Secret secret(std::move(text));
+        if (secret.reveal().size() > 64 * 1024) {
+            throw UsageError(path + ": larger than 64 KiB");
+        }
+        return secret;
+    }
+
+    /** A password as written in a file or on stdin: one line; its line end is not part of it. */
+    static Secret passwordOf(Secret text, const std::string& source)
+    {
+        std::string value = text.reveal();
+        if (!value.empty() && value.back() == '\n') {
+            value.pop_back();
+            if (!value.empty() && value.back() == '\r') {
+                value.pop_back();
+            }
+        }
+        Secret password(std::move(value));
+        if (password.empty()) {
+            throw UsageError(source + ": the password is empty");
+        }
+        const auto& p = password.reveal();
+        if (p.find('\n') != std::string::npos || p.find('\0') != std::string::npos) {
+            throw UsageError(source + ": a password is one line (no newline or NUL inside)");
+        }
+        return password;
+    }
+
+    SecretChanges readSecrets(const Device& d) const
+    {
+        SecretChanges out;
+        if (!m_opt.passwordFile.empty()) {
+            out.password = passwordOf(readSecretFile(m_opt.passwordFile), m_opt.passwordFile);
+        } else if (m_opt.passwordStdin) {
+            std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+            out.password = passwordOf(Secret(std::move(text)), "stdin");
+        }
+        if (!m_opt.deviceKeyFile.empty()) {
+            out.privateKey = readSecretFile(m_opt.deviceKeyFile);
+            transport::checkPrivateKeyText(*out.privateKey, m_opt.deviceKeyFile);
+        }
+        out.clearPassword = m_opt.clearPassword;
+        out.clearKey = m_opt.clearKey;
+        if ((out.any() || !m_opt.passwordFallback.empty()) && d.transport != Transport::Ssh) {
+            throw UsageError(label(d)
+                + " calls home over TLS: it has no SSH credentials (callhomed presents the station's certificate)");
+        }
+        if (out.any()) {
+            out.store = std::make_unique<inventory::CredentialStore>(
+                credentialsPath(), inventory::CredentialStore::Mode::ExistingOnly);
+        }
+        return out;
+    }
+
+    /** Secrets first when set (the record never says "set" for a secret that is not stored), last when cleared. */
+    Device applyCredentials(Inventory& inv, const Device& d, SecretChanges& secrets,
+        const std::optional<std::string>& user, const std::optional<bool>& fallback) const
+    {
+        inventory::CredentialsUpdate update { .sshUser = user, .passwordFallback = fallback };
+        if (secrets.password) {
+            secrets.store->setPassword(d.id, secrets.password);
+            update.passwordSet = true;
+        } else if (secrets.clearPassword) {
+            update.passwordSet = false;
+        }
+        if (secrets.privateKey) {
+            secrets.store->setPrivateKey(d.id, secrets.privateKey);
+            update.keySet = true;
+        } else if (secrets.clearKey) {
+            update.keySet = false;
+        }
+        auto result = inv.setCredentials(d.id, update);
+        if (secrets.clearPassword) {
+            secrets.store->setPassword(d.id, std::nullopt);
+        }
+        if (secrets.clearKey) {
+            secrets.store->setPrivateKey(d.id, std::nullopt);
+        }
+        return result;
+    }
+
+    static std::string credentialsSummary(const Device& d)
+    {
+        return fmt::format("user {}, key {}, password {}, password fallback {}", d.sshUser.value_or("(default)"),
+            d.keySet ? "its own" : "the station key", d.passwordSet ? "set" : "none",
+            d.passwordFallback ? "yes" : "no");
+    }
+
+    std::string credentialsPath() const
+    {
+        return m_opt.credentialsPath.empty() ? inventory::defaultCredentialsPath(m_opt.stateDir)
+                                             : m_opt.credentialsPath;
+    }
+
     std::string dbPath() const
     {
         return m_opt.db.empty() ? (fs::path(m_opt.stateDir) / "inventory.db").string() : m_opt.db;
@@ -1113,6 +1289,29 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->needs(approve->get_option("--all"))
         ->excludes(approveName);
     approve->add_flag("--yes,-y", o.yes, "With --all: really do it");
+    {
+        // One DEVICE only: per-device secrets (the same as 'credentials' sets), read from files, never from argv.
+        auto* pw = approve
+                       ->add_option("--password-file", o.passwordFile,
+                           "Give the device its own SSH password, read from FILE (first line; mode 0600)")
+                       ->type_name("FILE")
+                       ->excludes(approve->get_option("--all"));
+        approve->add_flag("--password-stdin", o.passwordStdin, "Read the device's own SSH password from stdin")
+            ->excludes(pw)
+            ->excludes(approve->get_option("--all"));
+        approve
+            ->add_option("--key-file", o.deviceKeyFile,
+                "Give the device its own SSH private key (unencrypted, mode 0600), used instead of the station key")
+            ->type_name("FILE")
+            ->excludes(approve->get_option("--all"));
+        approve
+            ->add_option("--password-fallback", o.passwordFallback,
+                "yes: the fleet-wide password (ssh/password) may be offered to this device; no (the default): it is "
+                "never sent to it")
+            ->type_name("yes|no")
+            ->check(CLI::IsMember({ "yes", "no" }))
+            ->excludes(approve->get_option("--all"));
+    }
 
     auto* reject = app.add_subcommand("reject",
         "Reject a pending (or approved) device's identity: a running callhomed ends its live session at once, and "
@@ -1350,6 +1549,39 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
         ->required()
         ->type_name("")
         ->check(CLI::PositiveNumber.description(""));
+    auto* credentials = app.add_subcommand("credentials",
+        "Set or clear what callhomed authenticates to an SSH device with: its SSH user, a password and a private "
+        "key of its own, and whether the fleet-wide password (ssh/password) may be offered to it (password "
+        "fallback, off by default). Secrets go to callhomed's credentials store (STATE-DIR/credentials.db, mode "
+        "0600; run callhomectl as callhomed's user), never to the inventory, and are never printed: without options "
+        "it shows what the device has ('set'). Used from the device's next call home");
+    credentials->add_option("DEVICE", o.device, DeviceHelp)->required()->type_name("");
+    credentials->add_option("--user", o.user, "SSH user callhomed authenticates as on this device")->type_name("USER");
+    auto* credPassword = credentials
+                             ->add_option("--password-file", o.passwordFile,
+                                 "The device's own password, the first line of FILE (mode 0600: only its owner may "
+                                 "read it)")
+                             ->type_name("FILE");
+    auto* credStdin
+        = credentials
+              ->add_flag("--password-stdin", o.passwordStdin, "The device's own password, read from stdin (one line)")
+              ->excludes(credPassword);
+    credentials->add_flag("--clear-password", o.clearPassword, "Delete the device's own password")
+        ->excludes(credPassword)
+        ->excludes(credStdin);
+    auto* credKey = credentials
+                        ->add_option("--key-file", o.deviceKeyFile,
+                            "The device's own SSH private key (unencrypted OpenSSH or PEM, mode 0600), used instead of "
+                            "the station key")
+                        ->type_name("FILE");
+    credentials->add_flag("--clear-key", o.clearKey, "Delete the device's own key (the station key is used again)")
+        ->excludes(credKey);
+    credentials
+        ->add_option("--password-fallback", o.passwordFallback,
+            "yes: the fleet-wide password may be offered to this device after its own key and password; no (the "
+            "default for every device): it is never sent to it")
+        ->type_name("yes|no")
+        ->check(CLI::IsMember({ "yes", "no" }));
 
     Remote remote(app); // the subcommands that talk to a running callhomed (lib/cli/Remote.h)
 
@@ -1409,6 +1641,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             o.stateDir = cfg.stateDir;
             o.db = cfg.inventoryPath;
             o.configKeyFile = cfg.sshKeyFile;
+            o.credentialsPath = cfg.credentialsPath;
             o.configSocket = cfg.control.socket;
         } catch (const std::exception& e) {
             err << Program << ": " << printable(e.what()) << std::endl;
@@ -1444,6 +1677,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
             { stagedList, &Command::staged },
             { unstage, &Command::unstage },
             { retry, &Command::retry },
+            { credentials, &Command::credentials },
         };
         for (const auto& [sub, handler] : dispatch) {
             if (sub->parsed()) {

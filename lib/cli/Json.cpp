@@ -41,6 +41,10 @@ nlohmann::json toJson(const inventory::Device& d)
         { "serial", d.serial },
         { "cert_subject", d.certSubject },
         { "cert_issuer", d.certIssuer },
+        // Per-device credentials: whether the device has them, never the secrets.
+        { "ssh_password", d.passwordSet ? "set" : "none" },
+        { "ssh_key", d.keySet ? "set" : "none" },
+        { "password_fallback", d.passwordFallback },
     };
 }
 

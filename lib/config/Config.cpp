@@ -106,6 +106,7 @@ std::vector<std::string> restartNeeded(const Config& running, const Config& next
     check(running.inventoryPath != next.inventoryPath, "inventory");
     check(running.listenerId != next.listenerId, "listener-id");
     check(running.sshKeyFile != next.sshKeyFile, "ssh/key-file");
+    check(running.credentialsPath != next.credentialsPath, "ssh/credentials-file");
     check(running.trustStore != next.trustStore, "tls/trust-store");
     check(running.crlExpired != next.crlExpired, "tls/crl-expired");
     check(running.manufacturers != next.manufacturers, "tls/manufacturer");
@@ -234,6 +235,7 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         c.sshKeyFile = (fs::path(c.stateDir) / "station-key").string();
     }
     c.sshPassword = get("ssh/password");
+    c.credentialsPath = get("ssh/credentials-file").value_or((fs::path(c.stateDir) / "credentials.db").string());
     c.handshakeTimeout = std::chrono::seconds(std::stoul(get("timeouts/handshake").value_or("15")));
     c.keepaliveInterval = std::chrono::seconds(std::stoul(get("timeouts/keepalive-interval").value_or("30")));
     c.deadPeer = std::chrono::seconds(std::stoul(get("timeouts/dead-peer").value_or("120")));

@@ -103,6 +103,7 @@ struct Config {
     std::string sshKeyFile; ///< resolved: explicit or <stateDir>/station-key
     bool sshKeyFileExplicit = false; ///< false: generate it on first start
     std::optional<std::string> sshPassword;
+    std::string credentialsPath; ///< resolved: explicit ssh/credentials-file or <stateDir>/credentials.db
     std::chrono::seconds handshakeTimeout { 15 };
     std::chrono::seconds keepaliveInterval { 30 };
     std::chrono::seconds deadPeer { 120 };

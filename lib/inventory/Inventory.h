@@ -221,6 +221,12 @@ public:
     virtual void finishStaged(int64_t id, const StagedResult& result) = 0;
     /** callhomed at start: items left applying by a previous run go back to queued; returns how many. */
     virtual int64_t requeueApplying() = 0;
+    /**
+     * Changes the non-secret part of a device's credentials (user, which secrets it has, password fallback) and
+     * appends a `credentials-changed` event saying what changed, never a secret. The secrets themselves go to the
+     * CredentialStore, written before this (set) or after it (clear). Returns the device as it is now.
+     */
+    virtual Device setCredentials(int64_t deviceId, const CredentialsUpdate& update) = 0;
 };
 
 /**

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <grp.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -204,7 +205,8 @@ SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user
        (SELECT MAX(s.started_at) FROM sessions s JOIN listeners l ON l.id = s.listener_id
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
        d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
-       (SELECT o.name FROM devices o WHERE o.id = d.same_address_as)
+       (SELECT o.name FROM devices o WHERE o.id = d.same_address_as),
+       d.password_set, d.key_set, d.password_fallback
 FROM devices d
 )";
 
@@ -261,6 +263,9 @@ Device readDevice(const sqlite::Statement& s, CapabilityDecoder* decoder = nullp
     d.certSubject = s.text(18);
     d.certIssuer = s.text(19);
     d.sameAddressAsName = s.optionalText(20);
+    d.passwordSet = s.integer(21) != 0;
+    d.keySet = s.integer(22) != 0;
+    d.passwordFallback = s.integer(23) != 0;
     return d;
 }
 
@@ -1380,6 +1385,56 @@ Device SqliteInventory::approveLocked(
         .fingerprint = d.fingerprint,
         .detail = detail });
     return requireDevice(d.id);
+}
+
+Device SqliteInventory::setCredentials(int64_t deviceId, const CredentialsUpdate& update)
+{
+    if (update.sshUser) {
+        if (auto problem = identityProblem("the SSH user", *update.sshUser); !problem.empty()) {
+            throw UsageError(problem);
+        }
+    }
+    std::lock_guard lock(m_mutex);
+    WriteTransaction tx(*this, Sync::Full, "changing a device's credentials");
+    const auto d = requireDevice(deviceId);
+    auto flag = [](const std::optional<bool>& v) -> std::optional<int64_t> {
+        return v ? std::optional<int64_t>(*v ? 1 : 0) : std::nullopt;
+    };
+    m_db.prepare("UPDATE devices SET ssh_user = COALESCE(?1, ssh_user), password_set = COALESCE(?2, password_set), "
+                 "key_set = COALESCE(?3, key_set), password_fallback = COALESCE(?4, password_fallback) WHERE id = ?5",
+            "changing a device's credentials")
+        .bind(1, update.sshUser)
+        .bind(2, flag(update.passwordSet))
+        .bind(3, flag(update.keySet))
+        .bind(4, flag(update.passwordFallback))
+        .bind(5, d.id)
+        .run();
+    // What changed, in words; never a secret (there is none here to write).
+    std::vector<std::string> parts;
+    if (update.sshUser) {
+        parts.push_back("ssh user " + *update.sshUser);
+    }
+    if (update.passwordSet) {
+        parts.push_back(*update.passwordSet ? "password set" : "password cleared");
+    }
+    if (update.keySet) {
+        parts.push_back(*update.keySet ? "private key set" : "private key cleared");
+    }
+    if (update.passwordFallback) {
+        parts.push_back(*update.passwordFallback ? "password fallback allowed" : "password fallback refused");
+    }
+    if (parts.empty()) {
+        throw UsageError("nothing to change");
+    }
+    appendEvent({ .at = now(),
+        .kind = EventKind::CredentialsChanged,
+        .deviceId = d.id,
+        .deviceName = d.name.value_or(""),
+        .fingerprint = d.fingerprint,
+        .detail = fmt::format("{}", fmt::join(parts, ", ")) + byActor() });
+    auto result = requireDevice(d.id);
+    tx.commit();
+    return result;
 }
 
 Device SqliteInventory::setStateByOperator(

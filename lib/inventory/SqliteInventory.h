@@ -63,6 +63,7 @@ public:
     Device rekey(int64_t deviceId, int64_t pendingId) override;
     bool unblockSource(const std::string& source, const std::string& decidedBy) override;
     int64_t decideAll(const DeviceFilter& filter, const BulkDecision& decision) override;
+    Device setCredentials(int64_t deviceId, const CredentialsUpdate& update) override;
     void addTrace(const std::vector<TraceRecord>& records) override;
     void forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn) override;
     int64_t pruneTrace(TimePoint olderThan) override;

@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 23> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 24> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -42,6 +42,7 @@ constexpr std::array<std::pair<EventKind, const char*>, 23> eventKinds { {
     { EventKind::StagedRetried, "staged-retried" },
     { EventKind::StagedApplied, "staged-applied" },
     { EventKind::StagedFailed, "staged-failed" },
+    { EventKind::CredentialsChanged, "credentials-changed" },
 } };
 
 constexpr std::array<std::pair<StagedState, const char*>, 5> stagedStates { {

@@ -46,6 +46,11 @@ struct Device {
     std::string serial; ///< IEEE 802.1AR serial number read from the certificate
     std::string certSubject; ///< RFC 2253 subject of the leaf certificate last presented
     std::string certIssuer;
+    // Per-device SSH credentials (schema version 7): whether the device has its own; the secrets are never here,
+    // they live in the credentials store (inventory/CredentialStore.h).
+    bool passwordSet = false; ///< a password of its own is in the credentials store
+    bool keySet = false; ///< a private key of its own is in the credentials store (used instead of the station key)
+    bool passwordFallback = false; ///< the fleet-wide password (config ssh/password) may be offered to it
 };
 
 /** What the TLS identity step learnt from a device's verified (or self-signed) certificate. */
@@ -126,6 +131,15 @@ enum class EventKind {
     StagedRetried, ///< an operator put a failed item back in the queue
     StagedApplied, ///< callhomed applied an item (connection_id: the session)
     StagedFailed, ///< the device refused an item (its <rpc-error>) or it could not be applied; the queue stops
+    CredentialsChanged, ///< an operator set or cleared a device's SSH user, password, key or password fallback
+};
+
+/** An operator's change to a device's credentials record (Inventory::setCredentials): every field set is changed. */
+struct CredentialsUpdate {
+    std::optional<std::string> sshUser;
+    std::optional<bool> passwordSet;
+    std::optional<bool> keySet;
+    std::optional<bool> passwordFallback;
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);

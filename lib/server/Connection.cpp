@@ -1,5 +1,7 @@
 #include "server/Connection.h"
 #include "common/Log.h"
+#include "common/Secret.h"
+#include "inventory/CredentialStore.h"
 #include "netconf/Message.h"
 #include "netconf/Session.h"
 #include "server/Metrics.h"
@@ -275,14 +277,13 @@ void Connection::handshakeStep()
             return;
         }
         if (m_phase == Phase::SshAuthenticate) {
-            transport::Credentials credentials { m_device->sshUser.value_or(m_services.sshUser), m_services.sshKeyFile,
-                m_services.sshPassword };
-            if (!m_ssh->stepAuthenticate(credentials)) {
+            if (!m_ssh->stepAuthenticate(*m_credentials)) {
                 updateInterest();
                 return;
             }
-            log::get(log::Ssh)->info(
-                "{} authenticated to {} as {}", tag(), m_device->name.value_or(""), credentials.user);
+            log::get(log::Ssh)->info("{} authenticated to {} as {} with the {}", tag(), m_device->name.value_or(""),
+                m_credentials->user, m_ssh->authenticatedWith());
+            m_credentials.reset(); // the secrets are wiped (Secret) as soon as they are no longer needed
             m_phase = Phase::SshChannel;
         }
         if (m_phase == Phase::SshChannel) {
@@ -295,6 +296,7 @@ void Connection::handshakeStep()
             startPump();
         }
     } catch (const transport::HandshakeError& e) {
+        m_credentials.reset();
         fail(e.what());
     }
 }
@@ -335,8 +337,7 @@ void Connection::decided(identity::Decision decision)
     }
     m_device = decision.device;
     if (!m_tls) {
-        m_phase = Phase::SshAuthenticate;
-        handshakeStep();
+        prepareCredentials();
     } else {
         log::get(log::Listener)
             ->info("{} {} session with {}", tag(), m_tlsHandshake->protocol(), m_device->name.value_or(""));
@@ -345,6 +346,78 @@ void Connection::decided(identity::Decision decision)
         startPump();
     }
     armTimer();
+}
+
+void Connection::prepareCredentials()
+{
+    m_credentials = std::make_unique<transport::Credentials>();
+    m_credentials->user = m_device->sshUser.value_or(m_services.sshUser);
+    m_credentials->privateKeyPath = m_services.sshKeyFile;
+    // The fleet-wide password goes only to a device whose record allows it: a cloned or compromised identity of any
+    // other device never learns it.
+    if (m_device->passwordFallback && m_services.sshPassword) {
+        m_credentials->fleetPassword = Secret(*m_services.sshPassword);
+    }
+    if (!(m_device->passwordSet || m_device->keySet) || !m_services.credentials) {
+        m_phase = Phase::SshAuthenticate;
+        handshakeStep();
+        return;
+    }
+    // The device's own secrets: one SQLite read, on the inventory thread (FIFO, bounded queue), never on the loop.
+    // Still Phase::Identity meanwhile: part of the accept, under the same deadline.
+    m_loadingCredentials = true;
+    auto* loop = &m_loop;
+    auto token = m_token;
+    auto* store = m_services.credentials;
+    auto deviceId = m_device->id;
+    bool queued = m_services.inventory->trySubmit([=] {
+        std::optional<inventory::DeviceSecrets> secrets;
+        std::string error;
+        try {
+            secrets = store->get(deviceId);
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        onLoop(loop, token, [secrets = std::move(secrets), error](Connection& c) mutable {
+            c.credentialsLoaded(std::move(secrets), error);
+        });
+    });
+    if (!queued) {
+        m_credentials.reset();
+        fail("station busy (identity queue full)");
+    }
+}
+
+void Connection::credentialsLoaded(std::optional<inventory::DeviceSecrets> secrets, const std::string& error)
+{
+    if (m_phase != Phase::Identity || !m_loadingCredentials || !m_credentials) {
+        return;
+    }
+    m_loadingCredentials = false;
+    if (!error.empty()) {
+        m_credentials.reset();
+        m_ssh->disconnect();
+        releaseAdmission(false); // our store failed, not the device: no mark against its source
+        fail("cannot read the device's credentials: " + error);
+        return;
+    }
+    if (secrets && m_device->keySet) {
+        m_credentials->privateKey = std::move(secrets->privateKey);
+    }
+    if (secrets && m_device->passwordSet) {
+        m_credentials->password = std::move(secrets->password);
+    }
+    if (m_device->keySet && !m_credentials->privateKey) {
+        log::get(log::Ssh)->warn("{} {} should have a private key of its own but the credentials store has none; "
+                                 "using the station key",
+            tag(), m_device->name.value_or(""));
+    }
+    if (m_device->passwordSet && !m_credentials->password) {
+        log::get(log::Ssh)->warn("{} {} should have a password of its own but the credentials store has none", tag(),
+            m_device->name.value_or(""));
+    }
+    m_phase = Phase::SshAuthenticate;
+    handshakeStep();
 }
 
 void Connection::startPump()

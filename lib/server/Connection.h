@@ -22,12 +22,17 @@ class TrustStore;
 namespace callhome::transport {
 class DeviceStream;
 class SshHandshake;
+struct Credentials;
 class TlsHandshake;
 class TlsClientContext;
 } // namespace callhome::transport
 namespace callhome::netconf {
 class Session;
 } // namespace callhome::netconf
+namespace callhome::inventory {
+class CredentialStore;
+struct DeviceSecrets;
+} // namespace callhome::inventory
 
 namespace callhome::server {
 class Metrics;
@@ -49,7 +54,9 @@ struct Services {
     ConnectionLimits limits;
     std::string sshUser;
     std::string sshKeyFile;
-    std::optional<std::string> sshPassword;
+    std::optional<std::string> sshPassword; ///< fleet-wide: offered only to devices whose record allows fallback
+    /** Per-device secrets, read on the inventory thread for a device whose record says it has some. */
+    inventory::CredentialStore* credentials = nullptr;
     identity::IdentityPolicy* identity = nullptr;
     std::function<std::shared_ptr<const identity::TrustStore>()> trustStore;
     transport::TlsClientContext* tls = nullptr;
@@ -120,6 +127,9 @@ private:
     /** Runs the identity step on the inventory thread (it reads and writes SQLite); decided() gets the answer. */
     void decide(std::function<identity::Decision()> decideOnInventoryThread);
     void decided(identity::Decision decision);
+    /** SSH, accepted: gathers what to authenticate with (the device's own secrets off the loop), then authenticates. */
+    void prepareCredentials();
+    void credentialsLoaded(std::optional<inventory::DeviceSecrets> secrets, const std::string& error);
     void startPump();
     void pump();
     /** Runs pump() soon, once, from the loop (work queued outside a pump pass). */
@@ -175,6 +185,9 @@ private:
     std::unique_ptr<transport::TlsHandshake> m_tlsHandshake;
     std::optional<inventory::Device> m_device;
     std::string m_fingerprint;
+    /// what we authenticate with, from the accept until authentication ends (then wiped: Secret)
+    std::unique_ptr<transport::Credentials> m_credentials;
+    bool m_loadingCredentials = false;
 
     // The pump.
     std::unique_ptr<transport::DeviceStream> m_stream;

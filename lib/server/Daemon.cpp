@@ -5,6 +5,7 @@
 #include "identity/IdentityIndex.h"
 #include "identity/TrustStore.h"
 #include "identity/TrustStoreHolder.h"
+#include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
 #include "inventory/Writer.h"
 #include "netconf/Context.h"
@@ -134,6 +135,14 @@ Daemon::Daemon(config::Config config)
     m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
     // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
     m_writer = std::make_unique<inventory::Writer>(inventory::openSqliteExisting(m_config.inventoryPath));
+    // Per-device secrets: their own file, 0600 whatever inventory-group does to the inventory. Secrets of devices
+    // forgotten meanwhile (callhomectl forget without access to this file, a script) are deleted.
+    m_credentialStore = std::make_unique<inventory::CredentialStore>(
+        m_config.credentialsPath, inventory::CredentialStore::Mode::Create);
+    if (auto pruned = m_credentialStore->prune([this](int64_t id) { return m_inventory->findById(id).has_value(); })) {
+        logger->info(
+            "credentials store {}: deleted the secrets of {} forgotten devices", m_config.credentialsPath, pruned);
+    }
     m_index = std::make_unique<identity::IdentityIndex>();
     {
         auto t = SteadyClock::now();
@@ -181,6 +190,7 @@ Daemon::Daemon(config::Config config)
     m_services.sshUser = m_config.sshUser;
     m_services.sshKeyFile = m_config.sshKeyFile;
     m_services.sshPassword = m_config.sshPassword;
+    m_services.credentials = m_credentialStore.get();
     m_services.identity = m_identity.get();
     m_services.trustStore = [this] { return m_trustStore->current(); }; // a snapshot per connection
     m_services.tls = m_tlsContext.get();

@@ -77,6 +77,8 @@ public:
     /** The configuration in force: the start's, with what reload() applied since. */
     config::Config liveConfig() const;
     const std::string& stationPublicKey() const noexcept { return m_stationPublicKey; }
+    /** Per-device SSH secrets (ssh/credentials-file); thread-safe. */
+    inventory::CredentialStore& credentialStore() noexcept { return *m_credentialStore; }
     /** Re-reads the trust store's anchors and CRLs now (SIGHUP); on error the old store stays in use. */
     void reloadTrustStore();
     /** Connections on the event loops (handshakes and sessions). */
@@ -127,6 +129,7 @@ private:
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;
     std::unique_ptr<inventory::Writer> m_writer;
+    std::unique_ptr<inventory::CredentialStore> m_credentialStore; ///< outlives the inventory worker that reads it
     std::unique_ptr<identity::IdentityIndex> m_index;
     std::unique_ptr<identity::TrustStoreHolder> m_trustStore;
     std::unique_ptr<transport::TlsClientContext> m_tlsContext;

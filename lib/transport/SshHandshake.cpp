@@ -164,7 +164,9 @@ struct SshHandshake::Impl {
     SshSessionPtr session;
     SshChannelPtr channel;
     HostKey hostKey;
-    enum class Auth { Start, PublicKey, Password } auth = Auth::Start;
+    enum class Auth { Start, PublicKey, DevicePassword, FleetPassword, Done } auth = Auth::Start;
+    SshKeyPtr deviceKey; ///< the device's own private key, parsed for this handshake only
+    const char* method = "";
     bool channelOpen = false;
 
     ~Impl() { close(); }
@@ -263,36 +265,81 @@ bool SshHandshake::stepAuthenticate(const Credentials& credentials)
     using Auth = Impl::Auth;
     if (m_impl->auth == Auth::Start) {
         setOption(s, SSH_OPTIONS_USER, credentials.user.c_str(), "user");
+        if (credentials.privateKey) {
+            ssh_key raw = nullptr;
+            if (ssh_pki_import_privkey_base64(credentials.privateKey->reveal().c_str(), nullptr, nullptr, nullptr, &raw)
+                    != SSH_OK
+                || !raw) {
+                throw HandshakeError("the device's own private key cannot be loaded (set it again with callhomectl "
+                                     "credentials --key-file)");
+            }
+            m_impl->deviceKey.reset(raw);
+        }
         m_impl->auth = Auth::PublicKey;
     }
     if (m_impl->auth == Auth::PublicKey) {
-        int rc = ssh_userauth_publickey(s, nullptr, stationKey(credentials.privateKeyPath));
+        const bool own = static_cast<bool>(m_impl->deviceKey);
+        int rc = ssh_userauth_publickey(
+            s, nullptr, own ? m_impl->deviceKey.get() : stationKey(credentials.privateKeyPath));
         if (rc == SSH_AUTH_AGAIN) {
             return false;
         }
+        m_impl->deviceKey.reset(); // tried: not kept for the rest of the session
         if (rc == SSH_AUTH_SUCCESS) {
+            m_impl->method = own ? "device key" : "station key";
+            m_impl->auth = Auth::Done;
             return true;
         }
         if (rc == SSH_AUTH_ERROR) {
             throw HandshakeError(std::string("public key authentication failed: ") + ssh_get_error(s));
         }
-        if (!credentials.password) {
-            throw HandshakeError("the device refused the station key for user '" + credentials.user
-                + "' (install `callhomectl station-key` on it, or configure a password)");
+        m_impl->auth = Auth::DevicePassword;
+    }
+    // The device's own password, then the fleet-wide one (present only when the device allows the fallback).
+    while (m_impl->auth == Auth::DevicePassword || m_impl->auth == Auth::FleetPassword) {
+        const bool fleet = m_impl->auth == Auth::FleetPassword;
+        const auto& password = fleet ? credentials.fleetPassword : credentials.password;
+        if (!password) {
+            if (fleet) {
+                break;
+            }
+            m_impl->auth = Auth::FleetPassword;
+            continue;
         }
-        m_impl->auth = Auth::Password;
+        int rc = ssh_userauth_password(s, nullptr, password->reveal().c_str());
+        if (rc == SSH_AUTH_AGAIN) {
+            return false;
+        }
+        if (rc == SSH_AUTH_SUCCESS) {
+            m_impl->method = fleet ? "fleet password" : "device password";
+            m_impl->auth = Auth::Done;
+            return true;
+        }
+        if (rc == SSH_AUTH_ERROR) {
+            throw HandshakeError(std::string("password authentication failed: ") + ssh_get_error(s));
+        }
+        if (fleet) {
+            break;
+        }
+        m_impl->auth = Auth::FleetPassword;
     }
-    int rc = ssh_userauth_password(s, nullptr, credentials.password->c_str());
-    if (rc == SSH_AUTH_AGAIN) {
-        return false;
+    m_impl->auth = Auth::Done;
+    const std::string key = credentials.privateKey ? "its own key" : "the station key";
+    if (!credentials.password && !credentials.fleetPassword) {
+        throw HandshakeError("the device refused " + key + " for user '" + credentials.user
+            + "' and has no password to try (install `callhomectl station-key` on it, or give it a password: "
+              "callhomectl credentials DEVICE --password-file F; the fleet-wide ssh/password is offered only to "
+              "devices with --password-fallback yes)");
     }
-    if (rc == SSH_AUTH_SUCCESS) {
-        return true;
-    }
-    if (rc == SSH_AUTH_ERROR) {
-        throw HandshakeError(std::string("password authentication failed: ") + ssh_get_error(s));
-    }
-    throw HandshakeError("the device refused the station key and the password for user '" + credentials.user + "'");
+    std::string tried = credentials.password && credentials.fleetPassword ? "its own and the fleet-wide password"
+        : credentials.password                                            ? "its own password"
+                                                                          : "the fleet-wide password";
+    throw HandshakeError("the device refused " + key + " and " + tried + " for user '" + credentials.user + "'");
+}
+
+const char* SshHandshake::authenticatedWith() const noexcept
+{
+    return m_impl->method;
 }
 
 bool SshHandshake::stepOpenNetconf()

@@ -1,4 +1,5 @@
 #pragma once
+#include "common/Secret.h"
 #include "common/UniqueFd.h"
 #include "transport/DeviceStream.h"
 #include <memory>
@@ -21,11 +22,17 @@ struct HostKey {
     std::string keyType; ///< "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"
 };
 
-/** What we authenticate to a device with. */
+/**
+ * What we authenticate to a device with, tried in this order: one public key (the device's own `privateKey` when it
+ * has one, else the station key at `privateKeyPath`), then `password` (the device's own), then `fleetPassword` (the
+ * config's ssh/password, set here only for a device whose record allows password fallback). Wiped when dropped.
+ */
 struct Credentials {
     std::string user;
-    std::string privateKeyPath;
-    std::optional<std::string> password;
+    std::string privateKeyPath; ///< the station key
+    std::optional<Secret> privateKey; ///< the device's own key (OpenSSH/PEM text), instead of the station key
+    std::optional<Secret> password; ///< the device's own password
+    std::optional<Secret> fleetPassword; ///< the fleet-wide password: only with the device's password fallback
 };
 
 /**
@@ -47,8 +54,14 @@ public:
     /** Version exchange and key exchange (modern algorithms only); then hostKey() is set. */
     bool stepKeyExchange();
     const HostKey& hostKey() const noexcept;
-    /** Public key (the station key) first, then the password if there is one. Throws HandshakeError when refused. */
+    /**
+     * Public key first, then the passwords there are, in the order of Credentials. `credentials` must stay the same
+     * between the calls of one handshake. Throws HandshakeError when all are refused.
+     */
     bool stepAuthenticate(const Credentials& credentials);
+    /** After stepAuthenticate: what the device accepted ("device key", "station key", "device password", "fleet
+     * password"); never the secret. */
+    const char* authenticatedWith() const noexcept;
     /** Opens a session channel and the `netconf` subsystem on it. */
     bool stepOpenNetconf();
     /** The `netconf` channel as the device's stream (after stepOpenNetconf); this handshake is spent. */

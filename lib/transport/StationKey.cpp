@@ -93,4 +93,13 @@ StationKey loadStationKey(const std::string& path, bool create)
     out.fingerprint = fingerprintOf(key.get());
     return out;
 }
+std::string checkPrivateKeyText(const Secret& text, const std::string& source)
+{
+    ssh_key raw = nullptr;
+    if (ssh_pki_import_privkey_base64(text.reveal().c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK || !raw) {
+        throw UsageError(source + ": not a usable unencrypted SSH private key (OpenSSH or PEM format)");
+    }
+    SshKeyPtr key(raw);
+    return fingerprintOf(key.get());
+}
 } // namespace callhome::transport

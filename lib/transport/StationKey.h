@@ -1,4 +1,5 @@
 #pragma once
+#include "common/Secret.h"
 #include <string>
 
 namespace callhome::transport {
@@ -19,4 +20,9 @@ std::string defaultStationKeyPath(const std::string& stateDir);
 StationKey loadStationKey(const std::string& path, bool create);
 /** Throws UsageError when `path` is accessible by group or others (an OpenSSH-style permission check). */
 void checkPrivateFilePermissions(const std::string& path);
+/**
+ * Throws UsageError (naming `source`, never quoting the text) unless `text` is an unencrypted SSH private key libssh
+ * can use (OpenSSH or PEM format); returns its public key's fingerprint ("SHA256:...").
+ */
+std::string checkPrivateKeyText(const Secret& text, const std::string& source);
 } // namespace callhome::transport
