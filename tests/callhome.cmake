@@ -77,3 +77,8 @@ callhome_add_test(NAME callhome_systemd SOURCES callhome_systemd.cpp
     LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json PkgConfig::SQLITE3)
 add_dependencies(callhome_systemd callhomed callhomectl)
 set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)
+
+# Issue 9 points 4 and 5: sessions/duplicate with cloned host keys, admission/auto-approve.
+callhome_add_test(NAME callhome_duplicate SOURCES callhome_duplicate.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-test-harness)
+set_tests_properties(callhome_duplicate PROPERTIES TIMEOUT 300)

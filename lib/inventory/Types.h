@@ -120,6 +120,8 @@ enum class EventKind {
     PendingCapped, ///< new identities not stored in one interval because the pending caps were reached; detail = counts
     EventsPruned, ///< the retention job deleted the events older than a cut-off; detail = how many and the cut-off
     WritesDropped, ///< the daemon's write queue was full: records not written in one interval; detail = the counts
+    DuplicateSession, ///< a device with a live session called again; detail = replaced or refused, which connection
+    ClonedIdentity, ///< alert: that second connection came from another address than the live one (cloned key?)
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);

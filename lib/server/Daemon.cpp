@@ -159,6 +159,7 @@ Daemon::Daemon(config::Config config)
         m_config.yangSearchDirs, (fs::path(m_config.stateDir) / "yang-cache").string(), m_config.maxContexts);
     m_registry = std::make_unique<SessionRegistry>(
         *m_inventory, *m_writer, *m_index, SessionRegistry::Options { .listenerId = m_config.listenerId });
+    m_registry->setDuplicatePolicy(m_config.duplicateSessions);
 
     auto nofile = raiseFileLimit();
     auto limits = admissionLimits(m_config.admission, nofile);
@@ -626,6 +627,9 @@ Daemon::ReloadReport Daemon::reload(const config::Config& next)
     // The pending caps are the identity policy's, fixed at start (restartNeeded() says so).
     admission.maxPending = applied.admission.maxPending;
     admission.maxPendingPerSource = applied.admission.maxPendingPerSource;
+    change(applied.duplicateSessions != next.duplicateSessions, "sessions/duplicate");
+    applied.duplicateSessions = next.duplicateSessions;
+    m_registry->setDuplicatePolicy(applied.duplicateSessions);
     change(applied.retention != next.retention, "retention");
     applied.retention = next.retention; // read by the next retention run
     if (admission != applied.admission) {
