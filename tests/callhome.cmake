@@ -82,3 +82,6 @@ set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)
 callhome_add_test(NAME callhome_duplicate SOURCES callhome_duplicate.cpp CallhomeFixture.cpp
     LIBS callhome-api callhome-server callhome-test-harness)
 set_tests_properties(callhome_duplicate PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_auto_approve SOURCES callhome_auto_approve.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_auto_approve PROPERTIES TIMEOUT 300)

@@ -160,6 +160,10 @@ Daemon::Daemon(config::Config config)
     m_registry = std::make_unique<SessionRegistry>(
         *m_inventory, *m_writer, *m_index, SessionRegistry::Options { .listenerId = m_config.listenerId });
     m_registry->setDuplicatePolicy(m_config.duplicateSessions);
+    m_identity->setAutoApprove(m_config.autoApprove);
+    if (!m_config.autoApprove.empty()) {
+        logger->info("auto-approval on: {} rule(s)", m_config.autoApprove.size());
+    }
 
     auto nofile = raiseFileLimit();
     auto limits = admissionLimits(m_config.admission, nofile);
@@ -630,6 +634,9 @@ Daemon::ReloadReport Daemon::reload(const config::Config& next)
     change(applied.duplicateSessions != next.duplicateSessions, "sessions/duplicate");
     applied.duplicateSessions = next.duplicateSessions;
     m_registry->setDuplicatePolicy(applied.duplicateSessions);
+    change(applied.autoApprove != next.autoApprove, "admission/auto-approve");
+    applied.autoApprove = next.autoApprove;
+    m_identity->setAutoApprove(applied.autoApprove);
     change(applied.retention != next.retention, "retention");
     applied.retention = next.retention; // read by the next retention run
     if (admission != applied.admission) {
