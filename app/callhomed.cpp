@@ -77,6 +77,11 @@ int main(int argc, char** argv)
                 std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";
             }
             std::cout << "log-level " << log::levels().toString() << "\n";
+            const bool refuse = config.duplicateSessions == callhome::config::DuplicateSessions::Refuse;
+            std::cout << "sessions-duplicate " << (refuse ? "refuse" : "replace") << "\n";
+            for (const auto& rule : config.autoApprove) {
+                std::cout << "auto-approve " << rule.name << " name-prefix " << rule.namePrefix << "\n";
+            }
             return 0;
         }
 

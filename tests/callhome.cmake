@@ -89,3 +89,10 @@ callhome_add_test(NAME callhome_credentials SOURCES callhome_credentials.cpp ${C
     LIBS callhome-api callhome-server callhome-cli callhome-test-harness)
 add_dependencies(callhome_credentials callhomectl)
 set_tests_properties(callhome_credentials PROPERTIES TIMEOUT 300)
+# Issue 9 points 4 and 5: sessions/duplicate with cloned host keys, admission/auto-approve.
+callhome_add_test(NAME callhome_duplicate SOURCES callhome_duplicate.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-test-harness)
+set_tests_properties(callhome_duplicate PROPERTIES TIMEOUT 300)
+callhome_add_test(NAME callhome_auto_approve SOURCES callhome_auto_approve.cpp CallhomeFixture.cpp
+    LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
+set_tests_properties(callhome_auto_approve PROPERTIES TIMEOUT 300)

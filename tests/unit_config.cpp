@@ -315,3 +315,80 @@ TEST_CASE("restartNeeded: what a reload cannot apply")
     CHECK(restartNeeded(running, load(tls.path.string(), {}))
         == std::vector<std::string> { "listen (a first tls endpoint)", "tls/trust-store" });
 }
+
+TEST_CASE("sessions/duplicate: replace by default, refuse when set; a reload applies it")
+{
+    auto defaults = load(std::nullopt, {});
+    CHECK(defaults.duplicateSessions == DuplicateSessions::Replace);
+    CHECK(defaults.autoApprove.empty()); // auto-approval is off by default
+    TempFile f(R"({"callhome-config:callhome": {"sessions": {"duplicate": "refuse"}}})");
+    auto c = load(f.path.string(), {});
+    CHECK(c.duplicateSessions == DuplicateSessions::Refuse);
+    CHECK(restartNeeded(defaults, c).empty());
+    TempFile bad(R"({"callhome-config:callhome": {"sessions": {"duplicate": "both"}}})");
+    CHECK_THROWS_WITH(load(bad.path.string(), {}), Catch::Contains("duplicate"));
+}
+
+TEST_CASE("admission/auto-approve rules are read in the file's order")
+{
+    TempFile f(R"({"callhome-config:callhome": {"admission": {"auto-approve": {"rule": [
+        {"name": "lab", "source": ["10.1.0.0/16", "2001:db8:7::/48", "192.0.2.9"], "transport": "ssh",
+         "name-prefix": "lab-", "ssh-user": "admin"},
+        {"name": "acme", "manufacturer": "acme", "name-prefix": "acme-"},
+        {"name": "any-tls-here", "source": ["127.0.0.0/8"], "transport": "tls", "name-prefix": "t-"}]}}}})");
+    auto c = load(f.path.string(), {});
+    REQUIRE(c.autoApprove.size() == 3);
+    const auto& lab = c.autoApprove[0];
+    CHECK(lab.name == "lab");
+    REQUIRE(lab.sources.size() == 3);
+    CHECK(lab.sources[0].text == "10.1.0.0/16");
+    CHECK(lab.sources[1].text == "2001:db8:7::/48");
+    CHECK(lab.sources[2].text == "192.0.2.9/32");
+    CHECK(lab.transport == Transport::Ssh);
+    CHECK_FALSE(lab.manufacturer);
+    CHECK(lab.namePrefix == "lab-");
+    CHECK(lab.sshUser == "admin");
+    CHECK(c.autoApprove[1].name == "acme");
+    CHECK(c.autoApprove[1].manufacturer == "acme");
+    CHECK(c.autoApprove[1].sources.empty());
+    CHECK_FALSE(c.autoApprove[1].transport);
+    CHECK(c.autoApprove[2].transport == Transport::Tls);
+    // live on SIGHUP
+    CHECK(restartNeeded(load(std::nullopt, {}), c).empty());
+}
+
+TEST_CASE("admission/auto-approve: errors name the rule and the leaf")
+{
+    auto message = [](const std::string& rules) {
+        TempFile f(R"({"callhome-config:callhome": {"admission": {"auto-approve": {"rule": [)" + rules + "]}}}}");
+        try {
+            load(f.path.string(), {});
+        } catch (const ConfigError& e) {
+            return std::string(e.what());
+        }
+        FAIL("no error for " << rules);
+        return std::string();
+    };
+    const std::string path = "/callhome-config:callhome/admission/auto-approve/rule[name='r']";
+    CHECK_THAT(message(R"({"name": "r", "source": ["10.0.0.0/33"], "name-prefix": "x-"})"),
+        Catch::Contains(path + "/source") && Catch::Contains("10.0.0.0/33") && Catch::Contains("at most /32"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["10.1.2.3/8"], "name-prefix": "x-"})"),
+        Catch::Contains(path + "/source") && Catch::Contains("host bits"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["lab.example.com/24"], "name-prefix": "x-"})"),
+        Catch::Contains(path + "/source") && Catch::Contains("not a numeric"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["10.0.0.0/"], "name-prefix": "x-"})"),
+        Catch::Contains(path + "/source") && Catch::Contains("number of bits"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["2001:db8::/129"], "name-prefix": "x-"})"),
+        Catch::Contains(path + "/source") && Catch::Contains("at most /128"));
+    CHECK_THAT(message(R"({"name": "r", "transport": "ssh", "name-prefix": "x-"})"),
+        Catch::Contains(path) && Catch::Contains("needs a source or a manufacturer"));
+    CHECK_THAT(message(R"({"name": "r", "manufacturer": "acme", "transport": "ssh", "name-prefix": "x-"})"),
+        Catch::Contains(path + "/manufacturer"));
+    CHECK_THAT(message(R"({"name": "r", "manufacturer": "acme", "name-prefix": "x-", "ssh-user": "u"})"),
+        Catch::Contains(path + "/ssh-user"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["10.0.0.0/8"], "name-prefix": "42"})"),
+        Catch::Contains(path + "/name-prefix"));
+    CHECK_THAT(message(R"({"name": "r", "source": ["10.0.0.0/8"]})"), Catch::Contains("name-prefix"));
+    CHECK_THAT(
+        message(R"({"name": "r", "source": ["10.0.0.0/8"], "name-prefix": "a b"})"), Catch::Contains("name-prefix"));
+}

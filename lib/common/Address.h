@@ -1,4 +1,6 @@
 #pragma once
+#include <array>
+#include <cstdint>
 #include <string>
 
 namespace callhome {
@@ -13,4 +15,17 @@ namespace callhome {
  * anything else, including other prefix lengths.
  */
 std::string sourceKey(const std::string& numericAddress);
+
+/** An IPv4 or IPv6 network ("10.1.0.0/16", "2001:db8::/32"; a bare address is a /32 or /128). */
+struct AddressPrefix {
+    bool v4 = true;
+    std::array<uint8_t, 16> bytes {}; ///< network order; the first 4 for IPv4
+    unsigned length = 0; ///< prefix length in bits
+    std::string text; ///< canonical "ADDRESS/LENGTH"
+    /** Whether the numeric address (IPv4-mapped IPv6 counts as IPv4; no port) is in this network. */
+    bool contains(const std::string& numericAddress) const;
+    bool operator==(const AddressPrefix& other) const { return text == other.text; }
+};
+/** Parses "ADDRESS/LENGTH" or "ADDRESS"; throws UsageError for anything else, and for host bits set (10.1.2.3/16). */
+AddressPrefix parsePrefix(const std::string& text);
 } // namespace callhome

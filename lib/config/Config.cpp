@@ -368,6 +368,52 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         }
         ly_set_free(set, nullptr);
     }
+    c.duplicateSessions = get("sessions/duplicate").value_or("replace") == "refuse" ? DuplicateSessions::Refuse
+                                                                                    : DuplicateSessions::Replace;
+    if (lyd_find_xpath(tree.get(), "/callhome-config:callhome/admission/auto-approve/rule", &set) == LY_SUCCESS) {
+        std::unique_ptr<ly_set, void (*)(ly_set*)> held(set, [](ly_set* s) { ly_set_free(s, nullptr); });
+        for (uint32_t i = 0; i < set->count; ++i) {
+            auto* node = set->dnodes[i];
+            auto sub = [&](const char* name) { return leaf(node, name); };
+            AutoApproveRule rule;
+            rule.name = sub("name").value_or("");
+            const auto path
+                = where + ": /callhome-config:callhome/admission/auto-approve/rule[name='" + rule.name + "']";
+            ly_set* sources = nullptr;
+            if (lyd_find_xpath(node, "source", &sources) == LY_SUCCESS) {
+                std::unique_ptr<ly_set, void (*)(ly_set*)> heldSources(
+                    sources, [](ly_set* s) { ly_set_free(s, nullptr); });
+                for (uint32_t j = 0; j < sources->count; ++j) {
+                    try {
+                        rule.sources.push_back(parsePrefix(lyd_get_value(sources->dnodes[j])));
+                    } catch (const UsageError& e) {
+                        throw ConfigError(path + "/source: " + e.what());
+                    }
+                }
+            }
+            if (auto t = sub("transport")) {
+                rule.transport = *t == "tls" ? Transport::Tls : Transport::Ssh;
+            }
+            rule.manufacturer = sub("manufacturer");
+            rule.namePrefix = sub("name-prefix").value_or("");
+            rule.sshUser = sub("ssh-user");
+            if (rule.namePrefix.find_first_not_of("0123456789") == std::string::npos) {
+                throw ConfigError(path + "/name-prefix: all digits would name devices like ids; add a letter");
+            }
+            if (rule.sources.empty() && !rule.manufacturer) {
+                throw ConfigError(path
+                    + ": a rule needs a source or a manufacturer (one with neither would approve "
+                      "every device that calls)");
+            }
+            if (rule.manufacturer && rule.transport == Transport::Ssh) {
+                throw ConfigError(path + "/manufacturer: only TLS devices have a manufacturer (transport is ssh)");
+            }
+            if (rule.sshUser && (rule.manufacturer || rule.transport == Transport::Tls)) {
+                throw ConfigError(path + "/ssh-user: the rule approves TLS devices only");
+            }
+            c.autoApprove.push_back(std::move(rule));
+        }
+    }
     if (c.hasTls() && !c.trustStore) {
         throw ConfigError(where + ": a tls endpoint needs a trust store (tls/trust-store or --trust-store)");
     }

@@ -1,4 +1,5 @@
 #pragma once
+#include "common/Address.h"
 #include "common/Error.h"
 #include "common/Log.h"
 #include <chrono>
@@ -93,6 +94,23 @@ struct ControlSettings {
     bool operator==(const ControlSettings&) const = default;
 };
 
+/** sessions/duplicate: a device that has a live session calls home again. */
+enum class DuplicateSessions {
+    Replace, ///< close the older session, keep the new one (default)
+    Refuse, ///< refuse the new connection right after identity, before user authentication
+};
+
+/** One admission/auto-approve/rule: approves a first-contact device that matches, without an operator. */
+struct AutoApproveRule {
+    std::string name;
+    std::vector<AddressPrefix> sources; ///< the peer address in any of them; empty: any source
+    std::optional<Transport> transport; ///< nullopt: either
+    std::optional<std::string> manufacturer; ///< TLS: the trust-store manufacturer that verified the chain
+    std::string namePrefix; ///< an unnamed device is named namePrefix + its id
+    std::optional<std::string> sshUser; ///< SSH: the user to authenticate as; nullopt: ssh/user
+    bool operator==(const AutoApproveRule&) const = default;
+};
+
 struct Config {
     std::vector<Endpoint> listen;
     std::string stateDir = "state";
@@ -122,6 +140,8 @@ struct Config {
     CrlExpired crlExpired = CrlExpired::FailClosed; ///< tls/crl-expired
     std::vector<CertToName> certToName; ///< ascending id
     log::Levels logLevels; ///< log/level and log/subsystem (before the command line's --log-level)
+    DuplicateSessions duplicateSessions = DuplicateSessions::Replace; ///< sessions/duplicate
+    std::vector<AutoApproveRule> autoApprove; ///< admission/auto-approve/rule, in the file's order; empty: off
     bool hasTls() const;
 };
 

@@ -4,6 +4,7 @@
 #include "common/Log.h"
 #include "common/Text.h"
 #include "common/Time.h"
+#include "identity/AutoApprove.h"
 #include "identity/IdentityIndex.h"
 #include "identity/TrustStore.h"
 #include "inventory/Inventory.h"
@@ -28,6 +29,38 @@ std::string toString(Verdict v)
     }
     return "?";
 }
+
+namespace {
+/** A contact recorded by the identity step, and what an auto-approve rule made of it. */
+struct RecordedContact {
+    inventory::Contact contact;
+    std::string note; ///< "auto-approved by rule lab", or why the rule could not approve it; empty: no rule applied
+};
+
+/**
+ * Runs inside the same writer call as the contact that created the device: a device approved by a rule is never
+ * seen pending. Only a first contact qualifies (a known pending, rejected or revoked identity is the operator's), and
+ * not a new identity from the last address of a known device (re-keyed, or an impostor: callhomectl rekey).
+ */
+void autoApprove(inventory::Inventory& inv, RecordedContact& r, const std::optional<config::AutoApproveRule>& rule)
+{
+    auto& d = r.contact.device;
+    if (!rule || !r.contact.created || d.state != DeviceState::Pending || d.sameAddressAs) {
+        return;
+    }
+    const auto actor = "auto-approve rule " + rule->name;
+    try {
+        inv.setActor(actor);
+        auto name = d.name ? std::nullopt : std::optional<std::string>(rule->namePrefix + std::to_string(d.id));
+        d = inv.approve(d.id, name, d.transport == inventory::Transport::Ssh ? rule->sshUser : std::nullopt);
+        r.note = "auto-approved by rule " + rule->name;
+    } catch (const UsageError& e) {
+        // e.g. the name is taken: the device stays pending for an operator, the reason says why
+        r.note = actor + " could not approve it: " + e.what();
+    }
+    inv.setActor("operator");
+}
+} // namespace
 
 std::string CappedCounts::describe(const PendingCaps& caps) const
 {
@@ -56,6 +89,27 @@ IdentityPolicy::IdentityPolicy(inventory::Inventory& inventory, IdentityIndex& i
     , m_caps(caps)
     , m_certToName(std::move(certToName))
 { }
+
+void IdentityPolicy::setAutoApprove(std::vector<config::AutoApproveRule> rules)
+{
+    auto next = std::make_shared<const std::vector<config::AutoApproveRule>>(std::move(rules));
+    std::lock_guard lock(m_autoApproveMutex);
+    m_autoApprove = std::move(next);
+}
+
+std::optional<config::AutoApproveRule> IdentityPolicy::autoApproveRule(
+    config::Transport transport, const std::string& address, const std::string& manufacturer)
+{
+    std::shared_ptr<const std::vector<config::AutoApproveRule>> rules;
+    {
+        std::lock_guard lock(m_autoApproveMutex);
+        rules = m_autoApprove;
+    }
+    if (auto* rule = matchAutoApprove(*rules, { transport, address, manufacturer })) {
+        return *rule;
+    }
+    return std::nullopt;
+}
 
 void IdentityPolicy::record(const inventory::Event& event)
 {
@@ -158,20 +212,24 @@ Decision IdentityPolicy::decideSsh(const Peer& peer, const std::string& fingerpr
         return *d; // known since the quick look (the change log brought it in)
     }
     const auto what = keyType + " host key " + fingerprint;
-    if (m_index && !m_index->byFingerprint(fingerprint)) {
+    auto rule = autoApproveRule(config::Transport::Ssh, peer.address, "");
+    // An identity an auto-approve rule takes is not held to the pending caps: it will not be pending.
+    if (m_index && !rule && !m_index->byFingerprint(fingerprint)) {
         if (auto d = capped(peer, what)) {
             return *d;
         }
     }
     auto record = [=, address = peer.address, at = now()](inventory::Inventory& inv) {
-        return inv.recordContact(inventory::Transport::Ssh, fingerprint, keyType, address, at);
+        RecordedContact r { inv.recordContact(inventory::Transport::Ssh, fingerprint, keyType, address, at) };
+        autoApprove(inv, r, rule);
+        return r;
     };
-    auto contact = m_writer ? m_writer->call<inventory::Contact>("recording a contact from " + fingerprint, record)
-                            : record(m_inventory);
+    auto r = m_writer ? m_writer->call<RecordedContact>("recording a contact from " + fingerprint, record)
+                      : record(m_inventory);
     if (m_index) {
-        m_index->putIfAbsent(contact.device);
+        m_index->putIfAbsent(r.contact.device);
     }
-    return fromContact(peer, contact, what);
+    return fromContact(peer, r.contact, what, r.note);
 }
 
 IdentityPolicy::TlsCheck IdentityPolicy::checkTls(
@@ -284,23 +342,31 @@ Decision IdentityPolicy::decideTls(
     const bool known = m_index
         && ((!serial.empty() && m_index->bySerial(check.identity.manufacturer, serial))
             || m_index->byFingerprint(check.identity.fingerprint));
-    if (m_index && !known) {
+    auto rule = autoApproveRule(config::Transport::Tls, peer.address, check.identity.manufacturer);
+    if (m_index && !known && !rule) {
         // A pre-provisioned (manufacturer, serial) is in the index, so an expected device is never capped.
         if (auto d = capped(peer, check.what)) {
             return *d;
         }
     }
-    auto record = [id = check.identity, address = peer.address, at = now()](
-                      inventory::Inventory& inv) { return inv.recordTlsContact(id, address, at); };
-    auto contact = m_writer ? m_writer->call<inventory::Contact>("recording a TLS contact from " + check.what, record)
-                            : record(m_inventory);
+    auto record = [id = check.identity, address = peer.address, at = now(), rule](inventory::Inventory& inv) {
+        RecordedContact r { inv.recordTlsContact(id, address, at) };
+        autoApprove(inv, r, rule);
+        return r;
+    };
+    auto r = m_writer ? m_writer->call<RecordedContact>("recording a TLS contact from " + check.what, record)
+                      : record(m_inventory);
     if (m_index) {
-        m_index->putIfAbsent(contact.device);
+        m_index->putIfAbsent(r.contact.device);
     }
     if (!check.warning.empty()) {
         warnRateLimited(peer, check.what, check.warning);
     }
-    return fromContact(peer, contact, check.what, check.warning);
+    auto note = r.note;
+    if (!check.warning.empty()) {
+        note += (note.empty() ? "" : "; ") + check.warning;
+    }
+    return fromContact(peer, r.contact, check.what, note);
 }
 
 void IdentityPolicy::warnRateLimited(const Peer& peer, const std::string& what, const std::string& warning)

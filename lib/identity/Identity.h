@@ -1,8 +1,10 @@
 #pragma once
+#include "config/Config.h"
 #include "identity/Certificate.h"
 #include "inventory/Types.h"
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -83,6 +85,11 @@ public:
     /** The counts of new identities refused by the pending caps since the previous call. */
     CappedCounts takeCapped();
     const PendingCaps& caps() const noexcept { return m_caps; }
+    /**
+     * admission/auto-approve: first-contact identities matching a rule are approved at once (decideSsh/decideTls),
+     * named rule.namePrefix + id, decided_by "auto-approve rule NAME". Thread-safe; a reload replaces them.
+     */
+    void setAutoApprove(std::vector<config::AutoApproveRule> rules);
 
 private:
     /** A verified chain's identity, or the refusal. */
@@ -101,6 +108,9 @@ private:
         const Peer& peer, const inventory::Contact& contact, const std::string& what, const std::string& note = {});
     Decision refuse(const Peer& peer, const std::string& fingerprint, const std::string& reason);
     void record(const inventory::Event& event);
+    /** The auto-approve rule `candidate` matches (a copy: a reload may replace the rules meanwhile). */
+    std::optional<config::AutoApproveRule> autoApproveRule(
+        config::Transport transport, const std::string& address, const std::string& manufacturer);
     void warnRateLimited(const Peer& peer, const std::string& what, const std::string& warning);
 
     inventory::Inventory& m_inventory;
@@ -108,6 +118,9 @@ private:
     inventory::Writer* m_writer = nullptr;
     PendingCaps m_caps;
     std::vector<CertToNameRule> m_certToName;
+    std::mutex m_autoApproveMutex;
+    std::shared_ptr<const std::vector<config::AutoApproveRule>> m_autoApprove
+        = std::make_shared<const std::vector<config::AutoApproveRule>>();
 
     std::mutex m_cappedMutex;
     CappedCounts m_capped;

@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 24> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 26> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -43,6 +43,8 @@ constexpr std::array<std::pair<EventKind, const char*>, 24> eventKinds { {
     { EventKind::StagedApplied, "staged-applied" },
     { EventKind::StagedFailed, "staged-failed" },
     { EventKind::CredentialsChanged, "credentials-changed" },
+    { EventKind::DuplicateSession, "duplicate-session" },
+    { EventKind::ClonedIdentity, "cloned-identity" },
 } };
 
 constexpr std::array<std::pair<StagedState, const char*>, 5> stagedStates { {

@@ -132,6 +132,8 @@ enum class EventKind {
     StagedApplied, ///< callhomed applied an item (connection_id: the session)
     StagedFailed, ///< the device refused an item (its <rpc-error>) or it could not be applied; the queue stops
     CredentialsChanged, ///< an operator set or cleared a device's SSH user, password, key or password fallback
+    DuplicateSession, ///< a device with a live session called again; detail = replaced or refused, which connection
+    ClonedIdentity, ///< alert: that second connection came from another address than the live one (cloned key?)
 };
 
 /** An operator's change to a device's credentials record (Inventory::setCredentials): every field set is changed. */

@@ -336,6 +336,19 @@ void Connection::decided(identity::Decision decision)
         return;
     }
     m_device = decision.device;
+    // sessions/duplicate refuse: a device that has a live session is turned away before user authentication, so a
+    // cloned identity gets nothing of ours. The registry's lookup is a short lock, never I/O.
+    if (m_services.registry && m_services.registry->duplicatePolicy() == config::DuplicateSessions::Refuse) {
+        if (auto live = m_services.registry->find(m_device->id)) {
+            m_services.registry->recordDuplicate(*live, m_id, m_address, true);
+            if (m_ssh) {
+                m_ssh->disconnect();
+            }
+            releaseAdmission(false);
+            finish("duplicate session refused: " + live->connectionId + " is alive from " + live->address, false);
+            return;
+        }
+    }
     if (!m_tls) {
         prepareCredentials();
     } else {

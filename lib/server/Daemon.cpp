@@ -168,6 +168,11 @@ Daemon::Daemon(config::Config config)
         m_config.yangSearchDirs, (fs::path(m_config.stateDir) / "yang-cache").string(), m_config.maxContexts);
     m_registry = std::make_unique<SessionRegistry>(
         *m_inventory, *m_writer, *m_index, SessionRegistry::Options { .listenerId = m_config.listenerId });
+    m_registry->setDuplicatePolicy(m_config.duplicateSessions);
+    m_identity->setAutoApprove(m_config.autoApprove);
+    if (!m_config.autoApprove.empty()) {
+        logger->info("auto-approval on: {} rule(s)", m_config.autoApprove.size());
+    }
 
     auto nofile = raiseFileLimit();
     auto limits = admissionLimits(m_config.admission, nofile);
@@ -636,6 +641,12 @@ Daemon::ReloadReport Daemon::reload(const config::Config& next)
     // The pending caps are the identity policy's, fixed at start (restartNeeded() says so).
     admission.maxPending = applied.admission.maxPending;
     admission.maxPendingPerSource = applied.admission.maxPendingPerSource;
+    change(applied.duplicateSessions != next.duplicateSessions, "sessions/duplicate");
+    applied.duplicateSessions = next.duplicateSessions;
+    m_registry->setDuplicatePolicy(applied.duplicateSessions);
+    change(applied.autoApprove != next.autoApprove, "admission/auto-approve");
+    applied.autoApprove = next.autoApprove;
+    m_identity->setAutoApprove(applied.autoApprove);
     change(applied.retention != next.retention, "retention");
     applied.retention = next.retention; // read by the next retention run
     if (admission != applied.admission) {

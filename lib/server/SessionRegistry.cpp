@@ -4,6 +4,7 @@
 #include "inventory/Inventory.h"
 #include "inventory/Writer.h"
 #include "netconf/Session.h"
+#include <fmt/format.h>
 #include <pthread.h>
 
 namespace callhome::server {
@@ -34,6 +35,7 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
 {
     auto live = std::make_shared<LiveSession>(std::move(session));
     std::shared_ptr<LiveSession> previous;
+    const bool refuse = m_duplicate == config::DuplicateSessions::Refuse;
     {
         std::lock_guard lock(m_mutex);
         if (auto it = m_byDevice.find(live->deviceId); it != m_byDevice.end()) {
@@ -41,14 +43,26 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
                 previous = p->second;
             }
         }
+        // A refused duplicate is held only until its connection ends (ended() frees it): the device's session of
+        // record, its name and its inventory rows stay the older session's.
+        live->duplicateRefused = previous && refuse;
         m_sessions[token] = live;
-        m_byDevice[live->deviceId] = token;
-        if (!live->deviceName.empty()) {
-            m_byName[live->deviceName] = token;
+        if (!live->duplicateRefused) {
+            m_byDevice[live->deviceId] = token;
+            if (!live->deviceName.empty()) {
+                m_byName[live->deviceName] = token;
+            }
         }
     }
     if (previous) {
-        previous->close("replaced by a new call home from the device");
+        recordDuplicate(*previous, live->connectionId, live->address, live->duplicateRefused);
+        if (live->duplicateRefused) {
+            live->close("duplicate session refused: " + previous->connectionId + " is alive from " + previous->address);
+            m_changed.notify_all();
+            return;
+        }
+        previous->close(
+            "replaced by a new call home from the device (" + live->connectionId + " from " + live->address + ")");
     }
     // An operator's decision that reached the index after this device was admitted: the monitor may have looked at
     // the held sessions before this one was added, so look here too. The index may also be behind the other way (a
@@ -120,6 +134,14 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
         }
     }
     live->session->close(); // the pump has closed its end: libnetconf2 finds the transport gone at once
+    if (live->duplicateRefused) {
+        // never recorded as opened: the duplicate-session event is its record
+        log::get(log::Netconf)
+            ->info("[{} {}] duplicate session with {} closed: {}", live->connectionId, live->address, live->deviceName,
+                reason);
+        m_changed.notify_all();
+        return;
+    }
     log::get(log::Netconf)
         ->info("[{} {}] session with {} closed: {}", live->connectionId, live->address, live->deviceName, reason);
     inventory::Event closed { .at = now(),
@@ -140,6 +162,46 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+}
+
+void SessionRegistry::recordDuplicate(
+    const LiveSession& live, const std::string& connectionId, const std::string& address, bool refused)
+{
+    const auto name = live.deviceName.empty() ? "#" + std::to_string(live.deviceId) : live.deviceName;
+    inventory::Event duplicate { .at = now(),
+        .kind = inventory::EventKind::DuplicateSession,
+        .deviceId = live.deviceId,
+        .deviceName = live.deviceName,
+        .connectionId = connectionId,
+        .address = address,
+        .fingerprint = live.fingerprint,
+        .detail = refused ? "refused, " + live.connectionId + " is alive from " + live.address
+                          : "replaced " + live.connectionId + " from " + live.address };
+    log::get(log::Netconf)
+        ->info("[{} {}] {} called again while its session is up: {}", connectionId, address, name, duplicate.detail);
+    std::optional<inventory::Event> cloned;
+    if (address != live.address) {
+        const auto identity = live.transport == "tls" ? "certificate" : "host key";
+        cloned = inventory::Event { .at = duplicate.at,
+            .kind = inventory::EventKind::ClonedIdentity,
+            .deviceId = live.deviceId,
+            .deviceName = live.deviceName,
+            .connectionId = connectionId,
+            .address = address,
+            .fingerprint = live.fingerprint,
+            .detail = fmt::format("{} from {} presented the {} of {} while its session {} from {} is alive: a "
+                                  "cloned or vendor-default {}? ({})",
+                connectionId, address, identity, name, live.connectionId, live.address, identity,
+                refused ? "the new connection was refused" : "the older session was replaced") };
+        log::get(log::Identity)->warn("[{} {}] {}", connectionId, address, cloned->detail);
+    }
+    m_writer.post("recording a duplicate session of " + name, [duplicate, cloned](inventory::Inventory& inv) {
+        inv.addEvent(duplicate);
+        if (cloned) {
+            inv.addEvent(*cloned);
+        }
+        return std::function<void()> {};
+    });
 }
 
 void SessionRegistry::closeAll(const std::string& reason)
@@ -249,7 +311,9 @@ std::vector<std::shared_ptr<const LiveSession>> SessionRegistry::sessions() cons
     std::vector<std::shared_ptr<const LiveSession>> out;
     out.reserve(m_sessions.size());
     for (const auto& [token, live] : m_sessions) {
-        out.push_back(live);
+        if (!live->duplicateRefused) {
+            out.push_back(live);
+        }
     }
     return out;
 }

@@ -1,6 +1,7 @@
 #pragma once
 #include "common/Time.h"
 #include "common/UniqueFd.h"
+#include "config/Config.h"
 #include "inventory/Types.h"
 #include "server/DeviceApi.h"
 #include <atomic>
@@ -42,6 +43,8 @@ struct LiveSession {
     std::shared_ptr<SessionStats> stats;
     /** RPCs and notification followers of the control API. */
     DeviceChannel channel;
+    /** sessions/duplicate refuse, lost race: closed at once, never the device's session of record. */
+    bool duplicateRefused = false;
 };
 
 /**
@@ -74,8 +77,22 @@ public:
     /** A token for a session about to be added (connections take one on the loop, then add() on the inventory thread).
      */
     uint64_t reserveToken() noexcept { return m_nextToken++; }
-    /** Records the session; an older session of the same device is asked to close (the device called again). */
+    /**
+     * Records the session. When the device has one already (it called again): with sessions/duplicate replace the
+     * older one is asked to close, with refuse this new one is (two connections got past identity together; the
+     * connection normally refuses a duplicate before authentication). Either way recordDuplicate().
+     */
     void add(uint64_t token, LiveSession&& session);
+    /** sessions/duplicate; thread-safe, a reload sets it. */
+    void setDuplicatePolicy(config::DuplicateSessions policy) noexcept { m_duplicate = policy; }
+    config::DuplicateSessions duplicatePolicy() const noexcept { return m_duplicate; }
+    /**
+     * The device of `live` called again on `connectionId` from `address`: a duplicate-session event (replaced or
+     * refused), and when the address differs from the live session's, a cloned-identity event and a warning. Queued
+     * to the writer: never waits.
+     */
+    void recordDuplicate(
+        const LiveSession& live, const std::string& connectionId, const std::string& address, bool refused);
     /** The connection ended: frees libnetconf2's session and records the end. Unknown tokens are ignored. */
     void ended(uint64_t token, const std::string& reason);
     /** Asks every session to close. */
@@ -114,6 +131,7 @@ private:
     std::map<int64_t, uint64_t> m_byDevice;
     std::map<std::string, uint64_t> m_byName;
     std::atomic<uint64_t> m_nextToken { 1 };
+    std::atomic<config::DuplicateSessions> m_duplicate { config::DuplicateSessions::Replace };
     bool m_stopping = false;
     std::condition_variable m_wake;
     std::thread m_thread;

@@ -4,7 +4,9 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace callhome::test {
@@ -70,15 +72,31 @@ SshdDevice::~SshdDevice()
 
 Process& SshdDevice::callHome(const std::string& host, uint16_t port)
 {
+    return callHome(host, port, "");
+}
+
+Process& SshdDevice::callHome(const std::string& host, uint16_t port, const std::string& source)
+{
     const auto n = std::to_string(m_callHomes.size());
-    const auto target
-        = (host.find(':') != std::string::npos ? "TCP6:[" + host + "]" : "TCP4:" + host) + ":" + std::to_string(port);
+    const auto target = (host.find(':') != std::string::npos ? "TCP6:[" + host + "]" : "TCP4:" + host) + ":"
+        + std::to_string(port)
+        + (source.empty() ? "" : ",bind=" + (source.find(':') != std::string::npos ? "[" + source + "]" : source));
     m_callHomes.push_back(std::make_unique<Process>(ProcessSpec {
         .argv = { "socat", target, "EXEC:" + std::string(kSshd) + " -i -f " + m_sshdConfig + " -E " + m_sshdLog },
         .stdoutPath = m_dir + "/callhome-" + n + ".out",
         .stderrPath = m_dir + "/callhome-" + n + ".err",
     }));
     return *m_callHomes.back();
+}
+
+void SshdDevice::copyHostKeyFrom(const SshdDevice& other)
+{
+    // sshd reads its HostKey file on every call home: the paths stay, the contents and what we know of them change
+    writeFile(m_hostKey.privateKeyPath, readFile(other.m_hostKey.privateKeyPath), 0600);
+    writeFile(m_hostKey.publicKeyPath, readFile(other.m_hostKey.publicKeyPath), 0644);
+    auto paths = std::make_pair(m_hostKey.privateKeyPath, m_hostKey.publicKeyPath);
+    m_hostKey = other.m_hostKey;
+    std::tie(m_hostKey.privateKeyPath, m_hostKey.publicKeyPath) = paths;
 }
 
 void SshdDevice::stopCallHomes()

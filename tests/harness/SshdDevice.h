@@ -31,6 +31,10 @@ public:
 
     /** One call-home attempt: `socat TCP:host:port EXEC:"sshd -i ..."`; the process is owned by the device. */
     Process& callHome(const std::string& host, uint16_t port);
+    /** The same from the local address `source` (e.g. "127.1.0.2": all of 127.0.0.0/8 is loopback on Linux). */
+    Process& callHome(const std::string& host, uint16_t port, const std::string& source);
+    /** Gives this device `other`'s host key (copied): a cloned device, or one with a vendor-default key. */
+    void copyHostKeyFrom(const SshdDevice& other);
     /** Stops every call-home process started so far (the netconfd keeps running). */
     void stopCallHomes();
     /** Replaces the authorized_keys content; sshd reads it on every authentication. */
