@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 18> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 19> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -37,6 +37,7 @@ constexpr std::array<std::pair<EventKind, const char*>, 18> eventKinds { {
     { EventKind::PendingCapped, "pending-capped" },
     { EventKind::EventsPruned, "events-pruned" },
     { EventKind::WritesDropped, "writes-dropped" },
+    { EventKind::Hook, "hook" },
 } };
 
 template<typename Enum, std::size_t N>

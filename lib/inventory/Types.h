@@ -120,6 +120,7 @@ enum class EventKind {
     PendingCapped, ///< new identities not stored in one interval because the pending caps were reached; detail = counts
     EventsPruned, ///< the retention job deleted the events older than a cut-off; detail = how many and the cut-off
     WritesDropped, ///< the daemon's write queue was full: records not written in one interval; detail = the counts
+    Hook, ///< a hook ended (detail: which, its exit status, signal or timeout, its output), or hooks were dropped
 };
 std::string toString(EventKind k);
 EventKind eventKindFromString(const std::string& s);

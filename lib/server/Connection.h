@@ -30,6 +30,7 @@ class Session;
 } // namespace callhome::netconf
 
 namespace callhome::server {
+class HookRunner;
 class Metrics;
 class SessionRegistry;
 class WorkerPool;
@@ -68,6 +69,8 @@ struct Services {
     std::function<void(const std::string& connectionId, const std::string& address, const std::string& reason,
         const std::optional<inventory::Device>& device, const std::string& fingerprint)>
         recordFailure;
+    /** Hooks (config hooks/...): on-pending and on-refused are submitted from the identity step; never waits. */
+    HookRunner* hooks = nullptr;
 };
 
 /**

@@ -33,6 +33,7 @@ class Admission;
 class EventLoop;
 class Listener;
 class Heartbeat;
+class HookRunner;
 class Metrics;
 class SessionRegistry;
 class WorkerPool;
@@ -114,6 +115,9 @@ private:
     /** Event retention and change-log pruning (queued to the writer); `t` is the housekeeping tick. */
     void prune(std::chrono::steady_clock::time_point t);
     void postEvent(const inventory::Event& event);
+    /** The hook runner, wired to the registry (on-connect, on-disconnect) and the connections (on-pending, -refused).
+     */
+    void setUpHooks();
     /** What onAccept() gives each new connection: reload() replaces it as a whole. */
     struct Live {
         std::shared_ptr<Services> services;
@@ -135,6 +139,7 @@ private:
     std::unique_ptr<SessionRegistry> m_registry;
     std::unique_ptr<Admission> m_admission;
     std::unique_ptr<Metrics> m_metrics;
+    std::unique_ptr<HookRunner> m_hooks;
     std::unique_ptr<WorkerPool> m_inventoryWorker;
     std::unique_ptr<WorkerPool> m_setupWorkers;
     std::unique_ptr<WorkerPool> m_sessionWorker;

@@ -81,6 +81,9 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+    if (m_hookUp) {
+        m_hookUp(*live); // on-connect: after the session is findable
+    }
 }
 
 void SessionRegistry::ended(uint64_t token, const std::string& reason)
@@ -127,6 +130,9 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+    if (m_hookDown) {
+        m_hookDown(*live, reason); // on-disconnect
+    }
 }
 
 void SessionRegistry::closeAll(const std::string& reason)
@@ -261,6 +267,13 @@ std::shared_ptr<const LiveSession> SessionRegistry::findByName(const std::string
     }
     auto s = m_sessions.find(it->second);
     return s == m_sessions.end() ? nullptr : s->second;
+}
+
+void SessionRegistry::setHookObservers(
+    std::function<void(const LiveSession&)> up, std::function<void(const LiveSession&, const std::string& reason)> down)
+{
+    m_hookUp = std::move(up);
+    m_hookDown = std::move(down);
 }
 
 size_t SessionRegistry::size() const

@@ -92,6 +92,14 @@ public:
     std::shared_ptr<const LiveSession> findByName(const std::string& name) const;
     size_t size() const;
 
+    // ---- Hooks (config hooks/on-connect, on-disconnect) ----
+    /**
+     * Called on ch-sessions after add() recorded a session (so the device is reachable through the registry, and the
+     * control API, when it runs) and after ended(); set before start(). Each must return at once (HookRunner::submit).
+     */
+    void setHookObservers(std::function<void(const LiveSession&)> up,
+        std::function<void(const LiveSession&, const std::string& reason)> down);
+
 private:
     void run();
     /** Applies the change log to the index and to the held sessions. */
@@ -112,5 +120,7 @@ private:
     bool m_stopping = false;
     std::condition_variable m_wake;
     std::thread m_thread;
+    std::function<void(const LiveSession&)> m_hookUp; ///< hooks: see setHookObservers()
+    std::function<void(const LiveSession&, const std::string&)> m_hookDown;
 };
 } // namespace callhome::server
