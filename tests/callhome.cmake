@@ -77,3 +77,9 @@ callhome_add_test(NAME callhome_systemd SOURCES callhome_systemd.cpp
     LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json PkgConfig::SQLITE3)
 add_dependencies(callhome_systemd callhomed callhomectl)
 set_tests_properties(callhome_systemd PROPERTIES TIMEOUT 180)
+
+# Hooks (config hooks/...): shell scripts as hooks, sshd + netconfd as the device, callhomectl run by a hook.
+callhome_add_test(NAME callhome_hooks SOURCES callhome_hooks.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_hooks callhomectl)
+set_tests_properties(callhome_hooks PROPERTIES TIMEOUT 180)
