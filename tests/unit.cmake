@@ -8,3 +8,4 @@ callhome_add_test(NAME unit_framing SOURCES unit_framing.cpp LIBS callhome-trans
 callhome_add_test(NAME unit_api_convert SOURCES unit_api_convert.cpp LIBS callhome-api PkgConfig::LIBYANG nlohmann_json::nlohmann_json)
 callhome_add_test(NAME unit_log SOURCES unit_log.cpp LIBS callhome-common callhome-test-harness)
 callhome_add_test(NAME unit_trace SOURCES unit_trace.cpp LIBS callhome-server callhome-netconf)
+callhome_add_test(NAME unit_hooks SOURCES unit_hooks.cpp LIBS callhome-server callhome-test-harness)
