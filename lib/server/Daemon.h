@@ -44,7 +44,8 @@ struct Accepted;
  * identity (from memory on the loop for known identities; the inventory thread for new ones) → NETCONF session (setup
  * threads) → registry. Every record goes through one writer (ch-writer, batched). A fixed set of named threads
  * whatever the number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2,
- * ch-sessions, ch-registry, ch-admission, ch-writer (and the control API's, lib/api, which is started beside it).
+ * ch-sessions, ch-registry, ch-admission, ch-writer, ch-hook (HookRunner: every hook process) (and the control
+ * API's, lib/api, which is started beside it).
  */
 class Daemon {
 public:
