@@ -338,6 +338,7 @@ void Daemon::stop()
     }
     if (m_registry) {
         m_registry->stop("listener shutting down");
+        m_registry->setHookObservers({}, {}); // ch-sessions has stopped; m_hooks may go before the registry
     }
     if (m_writer) {
         // What is queued gets written, waiting up to one busy timeout for a lock held elsewhere.
