@@ -76,6 +76,17 @@ int main(int argc, char** argv)
             if (config.control.tcp) {
                 std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";
             }
+            for (const auto& [hook, argv] :
+                { std::pair { "on-pending", &config.hooks.onPending }, { "on-connect", &config.hooks.onConnect },
+                    { "on-disconnect", &config.hooks.onDisconnect }, { "on-refused", &config.hooks.onRefused } }) {
+                if (!argv->empty()) {
+                    std::cout << "hook " << hook;
+                    for (const auto& a : *argv) {
+                        std::cout << " " << a;
+                    }
+                    std::cout << "\n";
+                }
+            }
             std::cout << "log-level " << log::levels().toString() << "\n";
             const bool refuse = config.duplicateSessions == callhome::config::DuplicateSessions::Refuse;
             std::cout << "sessions-duplicate " << (refuse ? "refuse" : "replace") << "\n";

@@ -96,3 +96,8 @@ set_tests_properties(callhome_duplicate PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_auto_approve SOURCES callhome_auto_approve.cpp CallhomeFixture.cpp
     LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_auto_approve PROPERTIES TIMEOUT 300)
+# Hooks (config hooks/...): shell scripts as hooks, sshd + netconfd as the device, callhomectl run by a hook.
+callhome_add_test(NAME callhome_hooks SOURCES callhome_hooks.cpp ${CALLHOME_API_TEST_SOURCES}
+    LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_hooks callhomectl)
+set_tests_properties(callhome_hooks PROPERTIES TIMEOUT 180)

@@ -9,3 +9,4 @@ callhome_add_test(NAME unit_api_convert SOURCES unit_api_convert.cpp LIBS callho
 callhome_add_test(NAME unit_log SOURCES unit_log.cpp LIBS callhome-common callhome-test-harness)
 callhome_add_test(NAME unit_trace SOURCES unit_trace.cpp LIBS callhome-server callhome-netconf)
 callhome_add_test(NAME unit_auto_approve SOURCES unit_auto_approve.cpp LIBS callhome-identity)
+callhome_add_test(NAME unit_hooks SOURCES unit_hooks.cpp LIBS callhome-server callhome-test-harness)

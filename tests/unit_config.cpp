@@ -392,3 +392,41 @@ TEST_CASE("admission/auto-approve: errors name the rule and the leaf")
     CHECK_THAT(
         message(R"({"name": "r", "source": ["10.0.0.0/8"], "name-prefix": "a b"})"), Catch::Contains("name-prefix"));
 }
+
+TEST_CASE("hooks: commands as argv, limits, defaults, live on reload")
+{
+    auto defaults = load(std::nullopt, {});
+    CHECK(defaults.hooks.onPending.empty());
+    CHECK(defaults.hooks.onConnect.empty());
+    CHECK(defaults.hooks.onDisconnect.empty());
+    CHECK(defaults.hooks.onRefused.empty());
+    CHECK(defaults.hooks.maxConcurrent == 4);
+    CHECK(defaults.hooks.maxQueued == 1024);
+    CHECK(defaults.hooks.timeout == std::chrono::seconds(30));
+    CHECK(defaults.hooks.maxOutput == 4096);
+
+    TempFile file(R"({"callhome-config:callhome": {"hooks": {
+        "on-pending": {"command": ["/usr/local/bin/notify", "--new", "pending device"]},
+        "on-connect": {"command": ["provision"]},
+        "on-disconnect": {"command": ["logger", "-t", "callhome"]},
+        "on-refused": {"command": ["/bin/alert"]},
+        "max-concurrent": 2, "max-queued": 10, "timeout": 5, "max-output": 0}}})");
+    auto c = load(file.path.string(), {});
+    CHECK(c.hooks.onPending == std::vector<std::string> { "/usr/local/bin/notify", "--new", "pending device" });
+    CHECK(c.hooks.onConnect == std::vector<std::string> { "provision" });
+    CHECK(c.hooks.onDisconnect == std::vector<std::string> { "logger", "-t", "callhome" });
+    CHECK(c.hooks.onRefused == std::vector<std::string> { "/bin/alert" });
+    CHECK(c.hooks.maxConcurrent == 2);
+    CHECK(c.hooks.maxQueued == 10);
+    CHECK(c.hooks.timeout == std::chrono::seconds(5));
+    CHECK(c.hooks.maxOutput == 0);
+    // hooks read the live configuration at each run: a reload applies them
+    CHECK(restartNeeded(defaults, c).empty());
+
+    TempFile zero(R"({"callhome-config:callhome": {"hooks": {"max-concurrent": 0}}})");
+    CHECK_THROWS_WITH(load(zero.path.string(), {}), Catch::Contains("hooks/max-concurrent"));
+    TempFile empty(R"({"callhome-config:callhome": {"hooks": {"on-connect": {"command": [""]}}}})");
+    CHECK_THROWS_WITH(load(empty.path.string(), {}), Catch::Contains("hooks/on-connect/command"));
+    TempFile shell(R"({"callhome-config:callhome": {"hooks": {"on-connect": "/bin/sh -c x"}}})");
+    CHECK_THROWS_AS(load(shell.path.string(), {}), ConfigError);
+}

@@ -293,6 +293,30 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         }
     }
 
+    {
+        auto& h = c.hooks;
+        auto argv = [&](const char* hook) {
+            std::vector<std::string> out;
+            ly_set* found = nullptr;
+            auto path = std::string(root) + "/hooks/" + hook + "/command";
+            if (lyd_find_xpath(tree.get(), path.c_str(), &found) == LY_SUCCESS) {
+                for (uint32_t i = 0; i < found->count; ++i) {
+                    out.emplace_back(lyd_get_value(found->dnodes[i]));
+                }
+                ly_set_free(found, nullptr);
+            }
+            return out;
+        };
+        h.onPending = argv("on-pending");
+        h.onConnect = argv("on-connect");
+        h.onDisconnect = argv("on-disconnect");
+        h.onRefused = argv("on-refused");
+        h.maxConcurrent = std::stoul(get("hooks/max-concurrent").value_or("4"));
+        h.maxQueued = std::stoul(get("hooks/max-queued").value_or("1024"));
+        h.timeout = std::chrono::seconds(std::stoul(get("hooks/timeout").value_or("30")));
+        h.maxOutput = std::stoul(get("hooks/max-output").value_or("4096"));
+    }
+
     if (file && c.sshPassword) {
         struct stat st { };
         if (::stat(file->c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {

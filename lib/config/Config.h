@@ -111,6 +111,19 @@ struct AutoApproveRule {
     bool operator==(const AutoApproveRule&) const = default;
 };
 
+/** The `hooks` container: commands run on device events (server/HookRunner.h). Applied live on reload. */
+struct HookSettings {
+    std::vector<std::string> onPending; ///< argv; empty: no hook
+    std::vector<std::string> onConnect;
+    std::vector<std::string> onDisconnect;
+    std::vector<std::string> onRefused;
+    unsigned maxConcurrent = 4;
+    size_t maxQueued = 1024;
+    std::chrono::seconds timeout { 30 };
+    size_t maxOutput = 4096; ///< bytes of stdout+stderr kept
+    bool operator==(const HookSettings&) const = default;
+};
+
 struct Config {
     std::vector<Endpoint> listen;
     std::string stateDir = "state";
@@ -134,6 +147,7 @@ struct Config {
     AdmissionSettings admission;
     RetentionSettings retention;
     ControlSettings control;
+    HookSettings hooks;
     std::vector<std::string> yangSearchDirs;
     std::optional<std::string> trustStore; ///< required when any endpoint is tls
     std::vector<ManufacturerOptions> manufacturers;

@@ -18,7 +18,7 @@ constexpr std::array<std::pair<Transport, const char*>, 2> transports { {
     { Transport::Tls, "tls" },
 } };
 
-constexpr std::array<std::pair<EventKind, const char*>, 26> eventKinds { {
+constexpr std::array<std::pair<EventKind, const char*>, 27> eventKinds { {
     { EventKind::Pending, "pending" },
     { EventKind::Accepted, "accepted" },
     { EventKind::Refused, "refused" },
@@ -45,6 +45,7 @@ constexpr std::array<std::pair<EventKind, const char*>, 26> eventKinds { {
     { EventKind::CredentialsChanged, "credentials-changed" },
     { EventKind::DuplicateSession, "duplicate-session" },
     { EventKind::ClonedIdentity, "cloned-identity" },
+    { EventKind::Hook, "hook" },
 } };
 
 constexpr std::array<std::pair<StagedState, const char*>, 5> stagedStates { {

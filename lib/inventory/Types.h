@@ -134,6 +134,7 @@ enum class EventKind {
     CredentialsChanged, ///< an operator set or cleared a device's SSH user, password, key or password fallback
     DuplicateSession, ///< a device with a live session called again; detail = replaced or refused, which connection
     ClonedIdentity, ///< alert: that second connection came from another address than the live one (cloned key?)
+    Hook, ///< a hook ended (detail: which, its exit status, signal or timeout, its output), or hooks were dropped
 };
 
 /** An operator's change to a device's credentials record (Inventory::setCredentials): every field set is changed. */

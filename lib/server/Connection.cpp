@@ -4,6 +4,7 @@
 #include "inventory/CredentialStore.h"
 #include "netconf/Message.h"
 #include "netconf/Session.h"
+#include "server/HookRunner.h"
 #include "server/Metrics.h"
 #include "server/SessionRegistry.h"
 #include "server/WorkerPool.h"
@@ -332,6 +333,21 @@ void Connection::decided(identity::Decision decision)
             m_ssh->disconnect();
         }
         releaseAdmission(false);
+        // Hooks: a pending identity, or an identified device refused (an invalid chain has no device to name).
+        if (m_services.hooks && decision.device) {
+            const auto& d = *decision.device;
+            m_services.hooks->submit(HookEvent {
+                .kind = decision.verdict == identity::Verdict::Pending ? HookKind::Pending : HookKind::Refused,
+                .deviceId = d.id,
+                .deviceName = d.name.value_or(""),
+                .address = m_address,
+                .transport = m_tls ? "tls" : "ssh",
+                .fingerprint = d.fingerprint,
+                .manufacturer = d.manufacturer,
+                .serial = d.serial,
+                .connectionId = m_id,
+                .reason = decision.verdict == identity::Verdict::Pending ? std::string() : decision.reason });
+        }
         finish(decision.reason, false);
         return;
     }

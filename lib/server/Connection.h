@@ -35,6 +35,7 @@ struct DeviceSecrets;
 } // namespace callhome::inventory
 
 namespace callhome::server {
+class HookRunner;
 class Metrics;
 class SessionRegistry;
 class WorkerPool;
@@ -75,6 +76,8 @@ struct Services {
     std::function<void(const std::string& connectionId, const std::string& address, const std::string& reason,
         const std::optional<inventory::Device>& device, const std::string& fingerprint)>
         recordFailure;
+    /** Hooks (config hooks/...): on-pending and on-refused are submitted from the identity step; never waits. */
+    HookRunner* hooks = nullptr;
 };
 
 /**

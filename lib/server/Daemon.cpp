@@ -12,6 +12,7 @@
 #include "netconf/Session.h"
 #include "server/Admission.h"
 #include "server/EventLoop.h"
+#include "server/HookRunner.h"
 #include "server/Listener.h"
 #include "server/Metrics.h"
 #include "server/SessionRegistry.h"
@@ -210,6 +211,7 @@ Daemon::Daemon(config::Config config)
                                    const std::optional<inventory::Device>& device, const std::string& fingerprint) {
         recordFailure(id, address, reason, device, fingerprint);
     };
+    setUpHooks();
     for (unsigned i = 0; i < loops; ++i) {
         m_loops.push_back(std::make_unique<EventLoop>("ch-loop-" + std::to_string(i)));
     }
@@ -295,6 +297,7 @@ void Daemon::start()
     m_inventory->listenerStarted(m_config.listenerId, now());
     m_writer->start();
     syncBlocks();
+    m_hooks->start();
     m_registry->start();
     for (auto& l : m_loops) {
         l->start();
@@ -319,6 +322,9 @@ void Daemon::stop()
     auto logger = log::get(log::Main);
     if (m_listener) {
         m_listener->stop();
+    }
+    if (m_hooks) {
+        m_hooks->stop(); // no hook delays the shutdown: none starts from here, running ones are killed
     }
     {
         std::lock_guard lock(m_housekeepingMutex);
@@ -347,6 +353,7 @@ void Daemon::stop()
     }
     if (m_registry) {
         m_registry->stop("listener shutting down");
+        m_registry->setHookObservers({}, {}); // ch-sessions has stopped; m_hooks may go before the registry
     }
     if (m_writer) {
         // What is queued gets written, waiting up to one busy timeout for a lock held elsewhere.
@@ -550,12 +557,60 @@ void Daemon::housekeeping()
                     log::get(log::Inventory)->error("{}", text);
                     postEvent({ .at = now(), .kind = inventory::EventKind::WritesDropped, .detail = text });
                 }
+                if (auto dropped = m_hooks->takeDropped(); dropped > 0) {
+                    auto text = std::to_string(dropped) + " hooks not run: hooks/max-queued were waiting";
+                    log::get(log::Main)->error("{}", text);
+                    postEvent({ .at = now(), .kind = inventory::EventKind::Hook, .detail = text });
+                }
             }
         } catch (const std::exception& e) {
             log::get(log::Listener)->error("admission housekeeping: {}", e.what());
         }
         lock.lock();
     }
+}
+
+// ---- Hooks (config hooks/...: server/HookRunner.h) ----
+
+void Daemon::setUpHooks()
+{
+    m_hooks = std::make_unique<HookRunner>(HookRunner::Options {
+        .settings =
+            [this] {
+                auto l = live();
+                return l ? l->config.hooks : m_config.hooks;
+            },
+        .record = [this](const inventory::Event& event) { postEvent(event); },
+        .metrics = m_metrics.get(),
+        .controlSocket = m_config.control.socket,
+        .stateDir = m_config.stateDir,
+    });
+    m_services.hooks = m_hooks.get();
+    auto describe = [this](HookKind kind, const LiveSession& live) {
+        HookEvent e { .kind = kind,
+            .deviceId = live.deviceId,
+            .deviceName = live.deviceName,
+            .address = live.address,
+            .transport = live.transport,
+            .fingerprint = live.fingerprint,
+            .connectionId = live.connectionId };
+        if (auto device = m_index->byId(live.deviceId)) { // from memory: ch-sessions never waits on SQLite
+            e.manufacturer = device->manufacturer;
+            e.serial = device->serial;
+        }
+        return e;
+    };
+    m_registry->setHookObservers(
+        [this, describe](const LiveSession& live) {
+            auto e = describe(HookKind::Connect, live);
+            e.capabilities = live.session->capabilities();
+            m_hooks->submit(std::move(e));
+        },
+        [this, describe](const LiveSession& live, const std::string& reason) {
+            auto e = describe(HookKind::Disconnect, live);
+            e.reason = reason;
+            m_hooks->submit(std::move(e));
+        });
 }
 
 // ---- Live reconfiguration, service status and the watchdog's heartbeat (SIGHUP, sd_notify) ----
@@ -647,6 +702,8 @@ Daemon::ReloadReport Daemon::reload(const config::Config& next)
     change(applied.autoApprove != next.autoApprove, "admission/auto-approve");
     applied.autoApprove = next.autoApprove;
     m_identity->setAutoApprove(applied.autoApprove);
+    change(applied.hooks != next.hooks, "hooks");
+    applied.hooks = next.hooks; // read by the hook runner at each hook
     change(applied.retention != next.retention, "retention");
     applied.retention = next.retention; // read by the next retention run
     if (admission != applied.admission) {

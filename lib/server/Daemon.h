@@ -33,6 +33,7 @@ class Admission;
 class EventLoop;
 class Listener;
 class Heartbeat;
+class HookRunner;
 class Metrics;
 class SessionRegistry;
 class WorkerPool;
@@ -43,7 +44,8 @@ struct Accepted;
  * identity (from memory on the loop for known identities; the inventory thread for new ones) → NETCONF session (setup
  * threads) → registry. Every record goes through one writer (ch-writer, batched). A fixed set of named threads
  * whatever the number of devices or peers: ch-accept, ch-loop-N (one per core by default), ch-inventory, ch-setup ×2,
- * ch-sessions, ch-registry, ch-admission, ch-writer (and the control API's, lib/api, which is started beside it).
+ * ch-sessions, ch-registry, ch-admission, ch-writer, ch-hook (HookRunner: every hook process) (and the control
+ * API's, lib/api, which is started beside it).
  */
 class Daemon {
 public:
@@ -116,6 +118,9 @@ private:
     /** Event retention and change-log pruning (queued to the writer); `t` is the housekeeping tick. */
     void prune(std::chrono::steady_clock::time_point t);
     void postEvent(const inventory::Event& event);
+    /** The hook runner, wired to the registry (on-connect, on-disconnect) and the connections (on-pending, -refused).
+     */
+    void setUpHooks();
     /** What onAccept() gives each new connection: reload() replaces it as a whole. */
     struct Live {
         std::shared_ptr<Services> services;
@@ -138,6 +143,7 @@ private:
     std::unique_ptr<SessionRegistry> m_registry;
     std::unique_ptr<Admission> m_admission;
     std::unique_ptr<Metrics> m_metrics;
+    std::unique_ptr<HookRunner> m_hooks;
     std::unique_ptr<WorkerPool> m_inventoryWorker;
     std::unique_ptr<WorkerPool> m_setupWorkers;
     std::unique_ptr<WorkerPool> m_sessionWorker;

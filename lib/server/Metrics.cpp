@@ -45,6 +45,11 @@ Metrics::Metrics()
                         .Help("Control-API request to device reply")
                         .Register(r)
                         .Add({}, latencyBuckets());
+    m_hooks
+        = &prometheus::BuildCounter()
+               .Name("callhome_hooks_total")
+               .Help("Hooks run (config hooks/...), by hook and outcome (ok, failed, timed-out, not-started, dropped)")
+               .Register(r);
     m_inFlight = &prometheus::BuildGauge()
                       .Name("callhome_handshakes_in_flight")
                       .Help("Handshakes in flight")
@@ -82,6 +87,11 @@ void Metrics::rpc(const std::string& outcome, double seconds)
 {
     m_rpcs->Add({ { "outcome", outcome } }).Increment();
     m_rpcSeconds->Observe(seconds);
+}
+
+void Metrics::hook(const std::string& hook, const std::string& outcome)
+{
+    m_hooks->Add({ { "hook", hook }, { "outcome", outcome } }).Increment();
 }
 
 void Metrics::setGauges(double handshakesInFlight, double sessions, double connections)

@@ -30,6 +30,8 @@ public:
     void handshake(const std::string& transport, const std::string& outcome, double seconds);
     /** A control-API request to a device: `outcome` ok, rpc-error, timeout, transport-error, ... */
     void rpc(const std::string& outcome, double seconds);
+    /** A hook ended or was dropped: `hook` on-connect, ...; `outcome` ok, failed, timed-out, not-started, dropped. */
+    void hook(const std::string& hook, const std::string& outcome);
     void setGauges(double handshakesInFlight, double sessions, double connections);
     /** Prometheus text exposition format. */
     std::string scrape() const;
@@ -42,6 +44,7 @@ private:
     prometheus::Family<prometheus::Histogram>* m_handshakeSeconds;
     prometheus::Family<prometheus::Counter>* m_rpcs;
     prometheus::Histogram* m_rpcSeconds;
+    prometheus::Family<prometheus::Counter>* m_hooks;
     prometheus::Gauge* m_inFlight;
     prometheus::Gauge* m_sessions;
     prometheus::Gauge* m_connections;

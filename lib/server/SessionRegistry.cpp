@@ -95,6 +95,9 @@ void SessionRegistry::add(uint64_t token, LiveSession&& session)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+    if (m_hookUp) {
+        m_hookUp(*live); // on-connect: after the session is findable
+    }
     // Staged configuration: the applier looks at the device's queue on its own thread.
     {
         std::lock_guard lock(m_stagedMutex);
@@ -162,6 +165,9 @@ void SessionRegistry::ended(uint64_t token, const std::string& reason)
             return std::function<void()> {};
         });
     m_changed.notify_all();
+    if (m_hookDown) {
+        m_hookDown(*live, reason); // on-disconnect
+    }
 }
 
 void SessionRegistry::recordDuplicate(
@@ -338,6 +344,13 @@ std::shared_ptr<const LiveSession> SessionRegistry::findByName(const std::string
     }
     auto s = m_sessions.find(it->second);
     return s == m_sessions.end() ? nullptr : s->second;
+}
+
+void SessionRegistry::setHookObservers(
+    std::function<void(const LiveSession&)> up, std::function<void(const LiveSession&, const std::string& reason)> down)
+{
+    m_hookUp = std::move(up);
+    m_hookDown = std::move(down);
 }
 
 size_t SessionRegistry::size() const

@@ -114,6 +114,14 @@ public:
      */
     void setStagedTrigger(std::function<void(int64_t deviceId)> trigger);
 
+    // ---- Hooks (config hooks/on-connect, on-disconnect) ----
+    /**
+     * Called on ch-sessions after add() recorded a session (so the device is reachable through the registry, and the
+     * control API, when it runs) and after ended(); set before start(). Each must return at once (HookRunner::submit).
+     */
+    void setHookObservers(std::function<void(const LiveSession&)> up,
+        std::function<void(const LiveSession&, const std::string& reason)> down);
+
 private:
     void run();
     /** Applies the change log to the index and to the held sessions. */
@@ -137,5 +145,7 @@ private:
     std::thread m_thread;
     std::mutex m_stagedMutex; ///< guards m_stagedTrigger
     std::function<void(int64_t)> m_stagedTrigger;
+    std::function<void(const LiveSession&)> m_hookUp; ///< hooks: see setHookObservers()
+    std::function<void(const LiveSession&, const std::string&)> m_hookDown;
 };
 } // namespace callhome::server
