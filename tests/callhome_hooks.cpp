@@ -106,7 +106,7 @@ TEST_CASE("hooks: on-pending environment, on-connect uses the session, timeout, 
     f.config.hooks.onPending = { pending, dir + "/pending.env" };
     f.config.hooks.onConnect = { connect, dir, kCallhomectl };
     f.config.hooks.onDisconnect = { failing };
-    f.config.hooks.timeout = 3s;
+    f.config.hooks.timeout = 5s;
     startWithApi(f);
 
     SshdDevice device(f.dir, KeyType::Ed25519, f.daemon->stationPublicKey());
@@ -184,12 +184,10 @@ TEST_CASE("hooks: on-pending environment, on-connect uses the session, timeout, 
     auto pidText = waitForFile(dir + "/hang.pid");
     auto hookPid = std::stoi(pidText);
     REQUIRE(hookPid > 0);
-    auto t0 = Clock::now();
     auto whileHanging = call(f, "GET", deviceUrl("edge-1", "data?datastore=running"));
     CHECK(whileHanging.status == 200);
-    CHECK(Clock::now() - t0 < 2s);
-    CHECK(hookEvents(f, "edge-1").size() == 3); // pending, connect, disconnect: the hanging one not yet
-    auto timedOut = waitForHookEvent(f, "edge-1", "on-connect: timed out after 3.00 s, killed with SIGTERM");
+    CHECK(hookEvents(f, "edge-1").size() == 3); // pending, connect, disconnect: the hanging one still runs
+    auto timedOut = waitForHookEvent(f, "edge-1", "on-connect: timed out after 5.00 s, killed with SIGTERM");
     CHECK(::kill(hookPid, 0) != 0); // gone (and reaped)
     CHECK(f.daemon->registry().size() == 1);
     CHECK(call(f, "GET", deviceUrl("edge-1", "data?datastore=running")).status == 200);
@@ -204,7 +202,7 @@ TEST_CASE("hooks: on-pending environment, on-connect uses the session, timeout, 
     device.callHome("127.0.0.1", f.portV4());
     f.waitForSessions(1);
     hookPid = std::stoi(waitForFile(dir + "/hang.pid"));
-    t0 = Clock::now();
+    auto t0 = Clock::now();
     f.stop();
     CHECK(Clock::now() - t0 < 8s);
     CHECK(::kill(hookPid, 0) != 0);

@@ -138,7 +138,7 @@ TEST_CASE("HookRunner: max-concurrent, a full queue drops and counts, stop() kil
     CHECK(r.count() == 0);
     auto t0 = Clock::now();
     r.runner.stop();
-    CHECK(Clock::now() - t0 < 2s);
+    CHECK(Clock::now() - t0 < 3s); // SIGKILL, then reaping bounded by 2 s
     // the two running ones were killed and recorded; the queued ones never ran (max-concurrent held)
     CHECK(started() == 2);
     CHECK(r.count() == 2);
