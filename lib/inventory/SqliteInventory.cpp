@@ -2023,49 +2023,42 @@ StagedEdit SqliteInventory::stagedEdit(int64_t id)
 
 StagedEdit SqliteInventory::unstage(int64_t id)
 {
-    std::lock_guard lock(m_mutex);
-    const std::string purpose = "unstaging an edit";
-    WriteTransaction tx(*this, Sync::Full, purpose);
-    auto e = requireStaged(id);
-    if (e.state != StagedState::Queued && e.state != StagedState::Failed) {
-        throw UsageError(
-            fmt::format("{} is {}: only a queued or failed edit can be unstaged", stagedLabel(id), toString(e.state)));
-    }
-    const auto at = now();
-    m_db.prepare("UPDATE staged SET state = 'dropped', updated_at = ?2 WHERE id = ?1", purpose)
-        .bind(1, id)
-        .bind(2, toMs(at))
-        .run();
-    appendEvent({ .at = at,
-        .kind = EventKind::Unstaged,
-        .deviceId = e.deviceId,
-        .deviceName = e.deviceName,
-        .detail = fmt::format("{} dropped (was {}){}", stagedLabel(id), toString(e.state), byActor()) });
-    auto result = requireStaged(id);
-    tx.commit();
-    return result;
+    return moveStaged(id, StagedState::Dropped, EventKind::Unstaged, "unstaging an edit", [&](const StagedEdit& e) {
+        if (e.state != StagedState::Queued && e.state != StagedState::Failed) {
+            throw UsageError(fmt::format(
+                "{} is {}: only a queued or failed edit can be unstaged", stagedLabel(id), toString(e.state)));
+        }
+        return fmt::format("{} dropped (was {})", stagedLabel(id), toString(e.state));
+    });
 }
 
 StagedEdit SqliteInventory::retryStaged(int64_t id)
 {
+    return moveStaged(
+        id, StagedState::Queued, EventKind::StagedRetried, "retrying a staged edit", [&](const StagedEdit& e) {
+            if (e.state != StagedState::Failed) {
+                throw UsageError(
+                    fmt::format("{} is {}: only a failed edit can be retried", stagedLabel(id), toString(e.state)));
+            }
+            return fmt::format("{} queued again (failed: {})", stagedLabel(id), e.detail);
+        });
+}
+
+StagedEdit SqliteInventory::moveStaged(int64_t id, StagedState to, EventKind kind, const std::string& purpose,
+    const std::function<std::string(const StagedEdit&)>& check)
+{
     std::lock_guard lock(m_mutex);
-    const std::string purpose = "retrying a staged edit";
     WriteTransaction tx(*this, Sync::Full, purpose);
     auto e = requireStaged(id);
-    if (e.state != StagedState::Failed) {
-        throw UsageError(
-            fmt::format("{} is {}: only a failed edit can be retried", stagedLabel(id), toString(e.state)));
-    }
+    const auto detail = check(e);
     const auto at = now();
-    m_db.prepare("UPDATE staged SET state = 'queued', updated_at = ?2 WHERE id = ?1", purpose)
+    m_db.prepare("UPDATE staged SET state = ?3, updated_at = ?2 WHERE id = ?1", purpose)
         .bind(1, id)
         .bind(2, toMs(at))
+        .bind(3, toString(to))
         .run();
-    appendEvent({ .at = at,
-        .kind = EventKind::StagedRetried,
-        .deviceId = e.deviceId,
-        .deviceName = e.deviceName,
-        .detail = fmt::format("{} queued again (failed: {}){}", stagedLabel(id), e.detail, byActor()) });
+    appendEvent(
+        { .at = at, .kind = kind, .deviceId = e.deviceId, .deviceName = e.deviceName, .detail = detail + byActor() });
     auto result = requireStaged(id);
     tx.commit();
     return result;

@@ -3,6 +3,7 @@
 #include "inventory/Sqlite.h"
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 namespace callhome::inventory {
@@ -126,5 +127,9 @@ private:
     std::vector<StagedEdit> queryStaged(
         const std::string& where, std::optional<int64_t> id, const std::string& purpose);
     StagedEdit requireStaged(int64_t id);
+    /** An operator's move of staged edit `id` to `to`: `check` throws when its state does not allow it, else returns
+     * the event's detail. One transaction with its event. */
+    StagedEdit moveStaged(int64_t id, StagedState to, EventKind kind, const std::string& purpose,
+        const std::function<std::string(const StagedEdit&)>& check);
 };
 } // namespace callhome::inventory
