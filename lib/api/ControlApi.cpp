@@ -456,6 +456,7 @@ struct ControlApi::EventFollower {
     std::shared_ptr<Exchange> exchange;
     std::optional<int64_t> deviceId;
     int64_t lastId = 0;
+    bool matches(const inventory::Event& e) const { return !deviceId || e.deviceId == deviceId; }
 };
 
 struct ControlApi::TraceFollower {
@@ -1388,6 +1389,41 @@ void ControlApi::events(const RequestPtr& request, const ExchangePtr& exchange)
     });
 }
 
+namespace {
+/**
+ * One poll for the followers of an append-only log (events, trace): reads the records after the oldest position
+ * any follower has, a batch at a time (`fetch(afterId)`), and writes each follower those after its own position
+ * that it wants, one chunk per batch. A follower that falls behind is dropped by its exchange, never waited for.
+ */
+template<typename Follower, typename Fetch>
+void feedFollowers(const std::vector<std::shared_ptr<Follower>>& followers, Fetch&& fetch)
+{
+    int64_t from = INT64_MAX;
+    for (const auto& f : followers) {
+        from = std::min(from, f->lastId);
+    }
+    for (;;) {
+        auto batch = fetch(from);
+        for (const auto& f : followers) {
+            std::string chunk;
+            for (const auto& record : batch) {
+                if (record.id > f->lastId && f->matches(record)) {
+                    chunk += cli::toJson(record).dump() + "\n";
+                }
+                f->lastId = std::max(f->lastId, record.id);
+            }
+            if (!chunk.empty()) {
+                f->exchange->write(std::move(chunk));
+            }
+        }
+        if (batch.size() < kEventBatch) {
+            break;
+        }
+        from = batch.back().id;
+    }
+}
+} // namespace
+
 void ControlApi::pollEvents()
 {
     std::vector<std::shared_ptr<EventFollower>> followers;
@@ -1400,33 +1436,11 @@ void ControlApi::pollEvents()
     if (followers.empty()) {
         return;
     }
-    int64_t from = INT64_MAX;
-    for (const auto& f : followers) {
-        from = std::min(from, f->lastId);
-    }
     try {
-        for (;;) {
-            auto batch = m_inventory->events(
-                inventory::EventFilter { .limit = static_cast<int64_t>(kEventBatch), .afterId = from });
-            for (const auto& f : followers) {
-                std::string chunk;
-                for (const auto& e : batch) {
-                    if (e.id > f->lastId && (!f->deviceId || e.deviceId == f->deviceId)) {
-                        chunk += cli::toJson(e).dump() + "\n";
-                    }
-                    if (e.id > f->lastId) {
-                        f->lastId = e.id;
-                    }
-                }
-                if (!chunk.empty()) {
-                    f->exchange->write(std::move(chunk)); // a follower that falls behind is dropped
-                }
-            }
-            if (batch.size() < kEventBatch) {
-                break;
-            }
-            from = batch.back().id;
-        }
+        feedFollowers(followers, [&](int64_t after) {
+            return m_inventory->events(
+                inventory::EventFilter { .limit = static_cast<int64_t>(kEventBatch), .afterId = after });
+        });
     } catch (const std::exception& e) {
         log::get(log::Inventory)->warn("control API: reading events for followers: {}", e.what());
     }
@@ -1539,31 +1553,11 @@ void ControlApi::pollTrace()
     if (followers.empty()) {
         return;
     }
-    int64_t from = INT64_MAX;
-    for (const auto& f : followers) {
-        from = std::min(from, f->lastId);
-    }
     try {
-        for (;;) {
-            auto batch = m_inventory->trace(
-                inventory::TraceFilter { .afterId = from, .limit = static_cast<int64_t>(kEventBatch) });
-            for (const auto& f : followers) {
-                std::string chunk;
-                for (const auto& r : batch) {
-                    if (r.id > f->lastId && f->matches(r)) {
-                        chunk += cli::toJson(r).dump() + "\n";
-                    }
-                    f->lastId = std::max(f->lastId, r.id);
-                }
-                if (!chunk.empty()) {
-                    f->exchange->write(std::move(chunk)); // a follower that falls behind is dropped
-                }
-            }
-            if (batch.size() < kEventBatch) {
-                break;
-            }
-            from = batch.back().id;
-        }
+        feedFollowers(followers, [&](int64_t after) {
+            return m_inventory->trace(
+                inventory::TraceFilter { .afterId = after, .limit = static_cast<int64_t>(kEventBatch) });
+        });
     } catch (const std::exception& e) {
         log::get(log::Inventory)->warn("control API: reading the trace for followers: {}", e.what());
     }
