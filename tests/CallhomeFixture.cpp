@@ -83,6 +83,16 @@ void CallhomeFixture::waitForSessions(size_t n)
     waitFor([&] { return daemon->registry().size() == n; }, 30s, std::to_string(n) + " live sessions");
 }
 
+void CallhomeFixture::waitConnected(int64_t deviceId)
+{
+    waitFor(
+        [&] {
+            auto d = inventory().findById(deviceId);
+            return d && d->connected;
+        },
+        30s, "device " + std::to_string(deviceId) + " recorded connected");
+}
+
 std::vector<inventory::Event> CallhomeFixture::eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId)
 {
     auto all = inventory().events(inventory::EventFilter { .deviceId = deviceId });

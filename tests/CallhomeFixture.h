@@ -43,6 +43,9 @@ struct CallhomeFixture {
     inventory::Device waitForDevice(const std::string& fingerprint);
     /** Waits until the registry holds `n` sessions. */
     void waitForSessions(size_t n);
+    /** Waits until the inventory shows the device connected (the writer records a session after the registry has it).
+     */
+    void waitConnected(int64_t deviceId);
     /** Events of `kind` so far, optionally for one device. */
     std::vector<inventory::Event> eventsOf(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt);
     void waitForEvent(inventory::EventKind kind, std::optional<int64_t> deviceId = std::nullopt, size_t count = 1);

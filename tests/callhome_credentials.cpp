@@ -126,7 +126,7 @@ TEST_CASE("per-device password used; the fleet-wide password only for a device t
     REQUIRE(approvedB.code == 0);
 
     f.waitForSessions(1);
-    REQUIRE(f.inventory().findById(da.id)->connected);
+    f.waitConnected(da.id);
     CHECK_THAT(readFile(a.authLogPath()), Catch::Contains("password admin accepted"));
     // Its own password went first and worked: the fleet-wide one was never needed, nor sent.
     CHECK(passwordAttempts(a) == 1);

@@ -265,7 +265,7 @@ TEST_CASE("two devices calling at once both get sessions; a restart keeps the in
     a.callHome("127.0.0.1", f.portV4());
     b.callHome("::1", f.portV6());
     f.waitForSessions(2);
-    CHECK(f.inventory().findById(da.id)->connected);
+    f.waitConnected(da.id);
     CHECK(f.inventory().findById(db.id)->connected);
 
     f.stop(); // clean stop: <close-session> to both
@@ -279,7 +279,7 @@ TEST_CASE("two devices calling at once both get sessions; a restart keeps the in
 
     a.callHome("127.0.0.1", f.portV4());
     f.waitForSessions(1);
-    CHECK(f.inventory().findById(da.id)->connected);
+    f.waitConnected(da.id);
 }
 
 TEST_CASE("a device that goes away is recorded disconnected")
