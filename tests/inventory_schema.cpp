@@ -521,9 +521,17 @@ TEST_CASE("credentials store: created 0600 whatever the umask, secrets set and c
     CHECK_FALSE(store->get(7)); // nothing left: the row is gone
     store->setPassword(8, Secret("pw-8"));
     store->setPassword(9, Secret("pw-9"));
-    CHECK(store->prune([](int64_t id) { return id == 9; }) == 1);
+    store->setPrivateKey(10, Secret("key-10"));
+    store->setPassword(10, Secret("pw-10"));
+    // 8 is gone (or its id is a new device's, without secrets), 9 keeps its password, 10 says it has a key only
+    CHECK(store->prune([](int64_t id) {
+        return CredentialStore::Wanted { .password = id == 9, .privateKey = id == 10 };
+    }) == 2);
     CHECK_FALSE(store->get(8));
     CHECK(store->get(9));
+    REQUIRE(store->get(10));
+    CHECK_FALSE(store->get(10)->password);
+    CHECK(store->get(10)->privateKey->reveal() == "key-10");
     store.reset();
 
     REQUIRE(::chmod(path.c_str(), 0644) == 0);

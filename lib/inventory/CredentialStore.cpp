@@ -199,21 +199,36 @@ void CredentialStore::erase(int64_t deviceId)
         .run();
 }
 
-size_t CredentialStore::prune(const std::function<bool(int64_t)>& exists)
+size_t CredentialStore::prune(const std::function<Wanted(int64_t)>& wanted)
 {
-    std::vector<int64_t> gone;
+    struct Stale {
+        int64_t id;
+        bool password;
+        bool privateKey;
+    };
+    std::vector<Stale> stale;
     {
         std::lock_guard lock(m_mutex);
-        auto stmt = m_db->prepare("SELECT device_id FROM credentials", "listing the credentials store");
+        auto stmt = m_db->prepare("SELECT device_id, password IS NOT NULL, private_key IS NOT NULL FROM credentials",
+            "listing the credentials store");
         while (stmt.step()) {
-            if (!exists(stmt.integer(0))) {
-                gone.push_back(stmt.integer(0));
+            const auto id = stmt.integer(0);
+            const auto want = wanted(id);
+            const bool password = stmt.integer(1) != 0 && !want.password;
+            const bool privateKey = stmt.integer(2) != 0 && !want.privateKey;
+            if (password || privateKey) {
+                stale.push_back({ id, password, privateKey });
             }
         }
     }
-    for (auto id : gone) {
-        erase(id);
+    for (const auto& s : stale) {
+        if (s.password) {
+            setPassword(s.id, std::nullopt);
+        }
+        if (s.privateKey) {
+            setPrivateKey(s.id, std::nullopt);
+        }
     }
-    return gone.size();
+    return stale.size();
 }
 } // namespace callhome::inventory

@@ -47,8 +47,17 @@ public:
     void setPrivateKey(int64_t deviceId, const std::optional<Secret>& privateKey);
     /** Deletes every secret of the device (it was forgotten). */
     void erase(int64_t deviceId);
-    /** Deletes the rows of devices for which `exists` is false; returns how many. */
-    size_t prune(const std::function<bool(int64_t)>& exists);
+    /** Which of a device's secrets the inventory says it has; none for a device that does not exist. */
+    struct Wanted {
+        bool password = false;
+        bool privateKey = false;
+    };
+    /**
+     * Deletes every secret the inventory does not say its device has: the device was forgotten, the secret cleared
+     * where this file could not be written, or the id (which SQLite may give again after a forget) now belongs to
+     * another device. Returns how many devices lost a secret.
+     */
+    size_t prune(const std::function<Wanted(int64_t)>& wanted);
 
 private:
     void set(int64_t deviceId, const char* column, const std::optional<Secret>& value);

@@ -136,13 +136,18 @@ Daemon::Daemon(config::Config config)
     m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
     // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
     m_writer = std::make_unique<inventory::Writer>(inventory::openSqliteExisting(m_config.inventoryPath));
-    // Per-device secrets: their own file, 0600 whatever inventory-group does to the inventory. Secrets of devices
-    // forgotten meanwhile (callhomectl forget without access to this file, a script) are deleted.
+    // Per-device secrets: their own file, 0600 whatever inventory-group does to the inventory. A secret the inventory
+    // does not say its device has is deleted: the device was forgotten meanwhile (callhomectl forget without access to
+    // this file, a script), or its id now belongs to a device that called after that.
     m_credentialStore = std::make_unique<inventory::CredentialStore>(
         m_config.credentialsPath, inventory::CredentialStore::Mode::Create);
-    if (auto pruned = m_credentialStore->prune([this](int64_t id) { return m_inventory->findById(id).has_value(); })) {
-        logger->info(
-            "credentials store {}: deleted the secrets of {} forgotten devices", m_config.credentialsPath, pruned);
+    if (auto pruned = m_credentialStore->prune([this](int64_t id) {
+            auto d = m_inventory->findById(id);
+            return inventory::CredentialStore::Wanted { .password = d && d->passwordSet, .privateKey = d && d->keySet };
+        })) {
+        logger->info("credentials store {}: deleted the secrets of {} devices that no longer have them (forgotten or "
+                     "cleared)",
+            m_config.credentialsPath, pruned);
     }
     m_index = std::make_unique<identity::IdentityIndex>();
     {
