@@ -81,6 +81,16 @@ inventory::Device CallhomeFixture::waitForDevice(const std::string& fingerprint)
 void CallhomeFixture::waitForSessions(size_t n)
 {
     waitFor([&] { return daemon->registry().size() == n; }, 30s, std::to_string(n) + " live sessions");
+    // The writer records a session after the registry has it: wait until the inventory shows each one held (unless
+    // it ended meanwhile), so that a test reads what an operator would see a moment later.
+    for (const auto& live : daemon->registry().sessions()) {
+        waitFor(
+            [&] {
+                auto d = inventory().findById(live->deviceId);
+                return (d && d->connected) || !daemon->registry().find(live->deviceId);
+            },
+            30s, "session " + live->connectionId + " recorded in the inventory");
+    }
 }
 
 void CallhomeFixture::waitConnected(int64_t deviceId)

@@ -41,7 +41,7 @@ struct CallhomeFixture {
     inventory::Inventory& inventory() { return daemon->inventory(); }
     /** The device with this fingerprint, waiting up to 10 s for it to be recorded. */
     inventory::Device waitForDevice(const std::string& fingerprint);
-    /** Waits until the registry holds `n` sessions. */
+    /** Waits until the registry holds `n` sessions and the inventory shows them (the writer records them later). */
     void waitForSessions(size_t n);
     /** Waits until the inventory shows the device connected (the writer records a session after the registry has it).
      */

@@ -52,6 +52,7 @@ TEST_CASE("auto-approve: an SSH device from a matching prefix gets a session wit
     // matching: approved on first contact (the cap does not apply), the same connection authenticates
     lab.callHome("127.0.0.1", f.portV4(), "127.1.3.4");
     f.waitForSessions(1);
+    f.waitConnected(f.inventory().findByFingerprint(lab.hostKeyFingerprint())->id);
     auto d = *f.inventory().findByFingerprint(lab.hostKeyFingerprint());
     CHECK(d.state == DeviceState::Approved);
     CHECK(d.name == "lab-" + std::to_string(d.id));

@@ -85,6 +85,7 @@ TEST_CASE("OpenSSH device: first contact is pending with no authentication, appr
     f.inventory().approve(pending.id, "edge-7", device.user());
     device.callHome("127.0.0.1", f.portV4());
     f.waitForSessions(1);
+    f.waitConnected(pending.id);
     auto approved = *f.inventory().findById(pending.id);
     CHECK(approved.state == DeviceState::Approved);
     CHECK(approved.connected);

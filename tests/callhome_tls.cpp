@@ -109,6 +109,7 @@ TEST_CASE("TLS: libnetconf2 device with the serial in hardwareModuleName; cert-t
     CHECK(d.state == DeviceState::Pending);
     f.inventory().approve(d.id, std::nullopt, std::nullopt);
     f.waitForSessions(1);
+    f.waitConnected(d.id); // the writer records the session (and its capabilities) after the registry has it
     CHECK(hasBaseCapability(*f.inventory().findById(d.id)));
     waitFor([&] { return device.sessionsEstablished() >= 1; }, 10s, "device saw the session");
 }

@@ -37,6 +37,12 @@ struct Runner {
         .stateDir = dir.path(),
     } };
     Runner() { runner.start(); }
+    /** Changes the settings the runner reads (on its own thread: under the mutex). */
+    void configure(const std::function<void(config::HookSettings&)>& change)
+    {
+        std::lock_guard lock(mutex);
+        change(settings);
+    }
     std::vector<std::string> details()
     {
         std::lock_guard lock(mutex);
@@ -67,9 +73,11 @@ TEST_CASE("HookRunner: no command, no hook; output captured and truncated; exit 
 {
     Runner r;
     CHECK_FALSE(r.runner.submit(pendingEvent(1))); // nothing configured
-    r.settings.onPending = { "/bin/sh", "-c", "printf 'hello %s' \"$CALLHOME_ADDRESS\"; printf ' err' >&2; exit 7" };
-    r.settings.onRefused = { "/bin/sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x" };
-    r.settings.maxOutput = 100;
+    r.configure([&](config::HookSettings& s) {
+        s.onPending = { "/bin/sh", "-c", "printf 'hello %s' \"$CALLHOME_ADDRESS\"; printf ' err' >&2; exit 7" };
+        s.onRefused = { "/bin/sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x" };
+        s.maxOutput = 100;
+    });
     REQUIRE(r.runner.submit(pendingEvent(1)));
     r.waitCount(1);
     CHECK_THAT(r.details()[0], Catch::StartsWith("on-pending: exit 7 after "));
@@ -91,10 +99,12 @@ TEST_CASE("HookRunner: a hook that ignores SIGTERM is killed; what a hook leaves
     Runner r;
     auto pidFile = r.dir.file("child.pid");
     // ignores SIGTERM: SIGKILL 2 s after the timeout
-    r.settings.onPending = { "/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done" };
-    // leaves a background child in its group and exits at once
-    r.settings.onConnect = { "/bin/sh", "-c", "sleep 60 & echo $! > " + pidFile + "; exit 0" };
-    r.settings.timeout = 1s;
+    r.configure([&](config::HookSettings& s) {
+        s.onPending = { "/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done" };
+        // leaves a background child in its group and exits at once
+        s.onConnect = { "/bin/sh", "-c", "sleep 60 & echo $! > " + pidFile + "; exit 0" };
+        s.timeout = 1s;
+    });
     auto t0 = Clock::now();
     REQUIRE(r.runner.submit(pendingEvent(1)));
     REQUIRE(r.runner.submit(HookEvent { .kind = HookKind::Connect, .deviceId = 1 }));
@@ -111,10 +121,12 @@ TEST_CASE("HookRunner: a hook that ignores SIGTERM is killed; what a hook leaves
 TEST_CASE("HookRunner: max-concurrent, a full queue drops and counts, stop() kills what runs at once")
 {
     Runner r;
-    r.settings.onPending = { "/bin/sh", "-c", "touch " + r.dir.file("started.") + "$$; exec sleep 30" };
-    r.settings.maxConcurrent = 2;
-    r.settings.maxQueued = 3;
-    r.settings.timeout = 600s;
+    r.configure([&](config::HookSettings& s) {
+        s.onPending = { "/bin/sh", "-c", "touch " + r.dir.file("started.") + "$$; exec sleep 30" };
+        s.maxConcurrent = 2;
+        s.maxQueued = 3;
+        s.timeout = 600s;
+    });
     size_t accepted = 0;
     for (int i = 0; i < 10; ++i) {
         accepted += r.runner.submit(pendingEvent(i)) ? 1 : 0;
