@@ -78,9 +78,12 @@ inventory::Device CallhomeFixture::waitForDevice(const std::string& fingerprint)
     return *inventory().findByFingerprint(fingerprint);
 }
 
-void CallhomeFixture::waitForSessions(size_t n)
+void CallhomeFixture::waitForSessions(size_t n, bool recorded)
 {
     waitFor([&] { return daemon->registry().size() == n; }, 30s, std::to_string(n) + " live sessions");
+    if (!recorded) {
+        return;
+    }
     // The writer records a session after the registry has it: wait until the inventory shows each one held (unless
     // it ended meanwhile), so that a test reads what an operator would see a moment later.
     for (const auto& live : daemon->registry().sessions()) {

@@ -41,8 +41,11 @@ struct CallhomeFixture {
     inventory::Inventory& inventory() { return daemon->inventory(); }
     /** The device with this fingerprint, waiting up to 10 s for it to be recorded. */
     inventory::Device waitForDevice(const std::string& fingerprint);
-    /** Waits until the registry holds `n` sessions and the inventory shows them (the writer records them later). */
-    void waitForSessions(size_t n);
+    /**
+     * Waits until the registry holds `n` sessions and, with `recorded`, until the inventory shows them too (the writer
+     * records them later; a test that holds the inventory's write lock waits for the registry only).
+     */
+    void waitForSessions(size_t n, bool recorded = true);
     /** Waits until the inventory shows the device connected (the writer records a session after the registry has it).
      */
     void waitConnected(int64_t deviceId);
