@@ -594,10 +594,32 @@ void PostgresInventory::drainNotifications()
         }
         return;
     }
+    if (takeNotifications()) {
+        return;
+    }
+    // Nothing on the socket yet. A commit that another connection finished before this call has queued its
+    // notification already, but the server delivers it to a listening session asynchronously (moments later): one
+    // round trip on the listening connection makes it deliver what is queued, so that such a commit is always
+    // counted by the call after it, as SQLite's data_version is. (The poll stays one trivial statement, never a
+    // read of a table.)
+    pg::ResultPtr sync(PQexec(m_listen->handle(), ""));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_EMPTY_QUERY) {
+        ++m_notifications;
+        m_listen.reset(); // connected again on the next call
+        return;
+    }
+    takeNotifications();
+}
+
+bool PostgresInventory::takeNotifications()
+{
+    bool any = false;
     while (PGnotify* n = PQnotifies(m_listen->handle())) {
         ++m_notifications;
+        any = true;
         PQfreemem(n);
     }
+    return any;
 }
 
 std::vector<Device> PostgresInventory::queryDevices(const std::string& where, const std::optional<int64_t>& id,
