@@ -12,8 +12,9 @@ target_link_libraries(callhome-test-pg PUBLIC callhome-common PkgConfig::TEST_LI
 callhome_add_test(NAME inventory_pg_server_selftest SOURCES inventory_pg_server_selftest.cpp LIBS callhome-test-pg)
 
 # callhome_add_pg_variant(NAME): NAME_pg runs the test NAME against PostgreSQL (TestInventory.h), [sqlite] cases excluded.
+# [pg-slow] marks cases left out there until the PostgreSQL backend is fast enough for them (see the case).
 function(callhome_add_pg_variant NAME)
-    add_test(NAME ${NAME}_pg COMMAND ${NAME} "~[sqlite]")
+    add_test(NAME ${NAME}_pg COMMAND ${NAME} "~[sqlite]~[pg-slow]")
     set_tests_properties(${NAME}_pg PROPERTIES ENVIRONMENT CALLHOME_TEST_INVENTORY=postgresql)
 endfunction()
 callhome_add_test(NAME inventory_state SOURCES inventory_state.cpp LIBS callhome-inventory PkgConfig::SQLITE3 callhome-test-pg)
