@@ -360,3 +360,59 @@ TEST_CASE("a password in the connection string stays out of messages")
         REQUIRE(std::string(e.what()).find("s3cr3t-pw") == std::string::npos);
     }
 }
+
+TEST_CASE("listings stream in pages: every device and event once, in order; name globs")
+{
+    auto spec = server().createDatabase();
+    auto inv = openInventory(spec, OpenMode::CreateAndMigrate);
+    std::vector<ExpectedDevice> batch;
+    for (int i = 0; i < 2'500; ++i) {
+        batch.push_back({ .serial = "SN" + std::to_string(i),
+            .manufacturer = "example",
+            .name = (i % 2 ? "edge-" : "core-") + std::to_string(i) });
+    }
+    REQUIRE(inv->expectAll(batch).created == 2'500);
+
+    int64_t last = 0;
+    size_t count = 0;
+    inv->forEachDevice({}, [&](const Device& d) {
+        REQUIRE(d.id > last);
+        last = d.id;
+        ++count;
+    });
+    REQUIRE(count == 2'500);
+    REQUIRE(inv->devices().size() == 2'500);
+
+    DeviceFilter page { .afterId = inv->devices()[999].id, .limit = 1'200 };
+    std::vector<Device> got;
+    inv->forEachDevice(page, [&](const Device& d) { got.push_back(d); });
+    REQUIRE(got.size() == 1'200);
+    REQUIRE(got.front().serial == "SN1000");
+    REQUIRE(got.back().serial == "SN2199");
+
+    // SQLite GLOB semantics: case-sensitive, *, ?, [...]; a regular expression's characters are literal
+    auto names = [&](const std::string& glob) {
+        std::vector<std::string> out;
+        inv->forEachDevice({ .nameGlob = glob }, [&](const Device& d) { out.push_back(*d.name); });
+        return out;
+    };
+    REQUIRE(names("edge-*").size() == 1'250);
+    REQUIRE(names("EDGE-*").empty());
+    REQUIRE(names("edge-1?") == std::vector<std::string> { "edge-11", "edge-13", "edge-15", "edge-17", "edge-19" });
+    REQUIRE(names("core-[12]") == std::vector<std::string> { "core-2" });
+    REQUIRE(names("core-[^0-8]") == std::vector<std::string> {});
+    REQUIRE(names("edge.1").empty());
+    REQUIRE(names("edge-1").size() == 1);
+
+    auto events = inv->events({});
+    REQUIRE(events.size() == 2'500);
+    for (size_t i = 1; i < events.size(); ++i) {
+        REQUIRE(events[i].id > events[i - 1].id);
+    }
+    REQUIRE(inv->events({ .limit = 1'500, .afterId = events[99].id }).size() == 1'500);
+    auto newest = inv->events({ .limit = 3 });
+    REQUIRE(newest.size() == 3);
+    REQUIRE(newest.back().id == events.back().id);
+    REQUIRE(inv->decideAll({ .nameGlob = "core-*" }, { .action = BulkDecision::Action::Revoke }) == 1'250);
+    REQUIRE(inv->events({ .afterId = events.back().id }).size() == 1'250);
+}

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <libpq-fe.h>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <unistd.h>
@@ -39,6 +40,8 @@ constexpr size_t SshFingerprintLength = 43;
 constexpr size_t MaxNameLength = 64;
 constexpr const char* DecidedByPreProvisioning = "pre-provisioned";
 constexpr size_t MaxIdentityLength = 1024;
+/// Rows per statement of a streamed listing (libpq holds a whole result in memory).
+constexpr int64_t ListingPage = 1000;
 
 int64_t toMs(TimePoint t)
 {
@@ -1213,11 +1216,28 @@ std::vector<Device> PostgresInventory::devices()
 void PostgresInventory::forEachDevice(const DeviceFilter& filter, const std::function<void(const Device&)>& fn)
 {
     std::lock_guard lock(m_mutex);
-    auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
-    bindDeviceFilter(stmt, filter);
+    // libpq holds a whole result in memory: the listing reads pages of ListingPage devices by id (the filter's own
+    // afterId/limit paging), so that its memory stays constant whatever the number of devices. Each page is its
+    // own snapshot: a device changed meanwhile shows as it is when its page is read.
+    DeviceFilter page = filter;
+    int64_t remaining = filter.limit ? std::max<int64_t>(*filter.limit, 0) : std::numeric_limits<int64_t>::max();
     CapabilityDecoder decoder;
-    while (stmt.step()) {
-        fn(readDevice(stmt, &decoder));
+    while (remaining > 0) {
+        const auto want = std::min(remaining, ListingPage);
+        page.limit = want;
+        auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
+        bindDeviceFilter(stmt, page);
+        int64_t rows = 0;
+        while (stmt.step()) {
+            auto d = readDevice(stmt, &decoder);
+            page.afterId = d.id;
+            ++rows;
+            fn(d);
+        }
+        remaining -= rows;
+        if (rows < want) {
+            break;
+        }
     }
 }
 
@@ -1328,26 +1348,13 @@ void PostgresInventory::forEachEvent(const EventFilter& filter, const std::funct
     // Three shapes, each reading only the rows it returns (by the time index, or the device index when one device is
     // asked): everything in time order; the newest N, selected newest first then put back in order (N rows of memory,
     // N being what the caller asked for); or a page after an id, in id order (the order of recording), so that paging
-    // by the last id seen misses nothing even where an event was recorded with an earlier time.
+    // by the last id seen misses nothing even where an event was recorded with an earlier time. The first and the
+    // last are read in pages of ListingPage rows (keyset: after the last (at, id) or id read), as libpq holds a whole
+    // result in memory.
     constexpr const char* columns = "SELECT id, at, kind, device_id, device_name, connection_id, address, fingerprint, "
                                     "detail FROM events WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR at >= "
                                     "?2) AND id > ?4";
-    std::string sql;
-    if (filter.afterId) {
-        sql = std::string(columns) + " ORDER BY id LIMIT ?3";
-    } else if (filter.limit) {
-        sql = std::string("SELECT * FROM (") + columns
-            + " ORDER BY at DESC, id DESC LIMIT ?3) AS newest ORDER BY at, id";
-    } else {
-        sql = std::string(columns) + " ORDER BY at, id LIMIT ?3";
-    }
-    auto stmt = m_db.prepare(sql, "listing events");
-    stmt.bind(1, filter.deviceId);
-    stmt.bind(2, filter.since ? std::optional<int64_t>(toMs(*filter.since)) : std::nullopt);
-    // LIMIT NULL means no limit.
-    stmt.bind(3, filter.limit ? std::optional<int64_t>(std::max<int64_t>(*filter.limit, 0)) : std::nullopt);
-    stmt.bind(4, filter.afterId.value_or(0));
-    while (stmt.step()) {
+    auto read = [](const pg::Statement& stmt) {
         Event e;
         e.id = stmt.integer(0);
         e.at = fromMs(stmt.integer(1));
@@ -1358,7 +1365,53 @@ void PostgresInventory::forEachEvent(const EventFilter& filter, const std::funct
         e.address = stmt.text(6);
         e.fingerprint = stmt.text(7);
         e.detail = stmt.text(8);
-        fn(e);
+        return e;
+    };
+    const auto since = filter.since ? std::optional<int64_t>(toMs(*filter.since)) : std::nullopt;
+    if (filter.limit && !filter.afterId) {
+        auto stmt = m_db.prepare(
+            std::string("SELECT * FROM (") + columns + " ORDER BY at DESC, id DESC LIMIT ?3) AS newest ORDER BY at, id",
+            "listing events");
+        stmt.bind(1, filter.deviceId)
+            .bind(2, since)
+            .bind(3, std::max<int64_t>(*filter.limit, 0))
+            .bind(4, int64_t { 0 });
+        while (stmt.step()) {
+            fn(read(stmt));
+        }
+        return;
+    }
+    const bool byId = filter.afterId.has_value();
+    const std::string sql = std::string(columns)
+        + (byId ? " ORDER BY id LIMIT ?3"
+                : " AND (?5::bigint IS NULL OR (at, id) > (?5::bigint, ?6::bigint)) ORDER BY at, id LIMIT ?3");
+    int64_t remaining = filter.limit ? std::max<int64_t>(*filter.limit, 0) : std::numeric_limits<int64_t>::max();
+    int64_t afterId = filter.afterId.value_or(0);
+    std::optional<int64_t> lastAt;
+    int64_t lastId = 0;
+    while (remaining > 0) {
+        const auto want = std::min(remaining, ListingPage);
+        auto stmt = m_db.prepare(sql, "listing events");
+        stmt.bind(1, filter.deviceId).bind(2, since).bind(3, want).bind(4, afterId);
+        if (!byId) {
+            stmt.bind(5, lastAt).bind(6, lastId);
+        }
+        int64_t rows = 0;
+        while (stmt.step()) {
+            auto e = read(stmt);
+            if (byId) {
+                afterId = e.id;
+            } else {
+                lastAt = toMs(e.at);
+                lastId = e.id;
+            }
+            ++rows;
+            fn(e);
+        }
+        remaining -= rows;
+        if (rows < want) {
+            break;
+        }
     }
 }
 
@@ -1596,7 +1649,9 @@ int64_t PostgresInventory::decideAll(const DeviceFilter& filter, const BulkDecis
     std::vector<int64_t> ids;
     auto collect = [&] {
         auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
-        bindDeviceFilter(stmt, filter);
+        auto idsOnly = filter;
+        idsOnly.withCapabilities = false;
+        bindDeviceFilter(stmt, idsOnly);
         while (stmt.step()) {
             if (applies(deviceStateFromString(stmt.text(2)))) {
                 ids.push_back(stmt.integer(0));
@@ -1878,46 +1933,57 @@ void PostgresInventory::forEachTrace(const TraceFilter& filter, const std::funct
           "WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR trace_id = "
           "?3) AND (?4 IS NULL OR client = ?4 OR client_user = ?4 OR client_cert_subject = ?4 OR "
           "client_cert_fingerprint = ?4 OR CAST(client_uid AS TEXT) = ?4) AND id > ?6";
-    std::string sql;
-    if (filter.limit && !filter.afterId) {
-        sql = std::string("SELECT * FROM (") + columns + " ORDER BY id DESC LIMIT ?5) AS newest ORDER BY id";
-    } else {
-        sql = std::string(columns) + " ORDER BY id LIMIT ?5";
-    }
-    auto stmt = m_db.prepare(sql, "listing trace records");
-    stmt.bind(1, filter.deviceId);
-    stmt.bind(2, filter.since ? std::optional<int64_t>(toMs(*filter.since)) : std::nullopt);
-    stmt.bind(3, filter.traceId);
-    stmt.bind(4, filter.client);
-    stmt.bind(5, filter.limit ? std::optional<int64_t>(std::max<int64_t>(*filter.limit, 0)) : std::nullopt);
-    stmt.bind(6, filter.afterId.value_or(0));
-    while (stmt.step()) {
-        TraceRecord r;
-        r.id = stmt.integer(0);
-        r.receivedAt = fromMs(stmt.integer(1));
-        r.answeredAt = fromMs(stmt.integer(2));
-        r.durationMs = stmt.integer(3);
-        r.source = stmt.text(4);
-        r.client = stmt.text(5);
-        r.clientUid = stmt.optionalInteger(6);
-        r.clientUser = stmt.text(7);
-        r.clientPid = stmt.optionalInteger(8);
-        r.clientCertSubject = stmt.text(9);
-        r.clientCertFingerprint = stmt.text(10);
-        r.traceId = stmt.text(11);
-        r.deviceId = stmt.optionalInteger(12);
-        r.deviceName = stmt.text(13);
-        r.connectionId = stmt.text(14);
-        r.messageId = stmt.text(15);
-        r.operation = stmt.text(16);
-        r.datastore = stmt.text(17);
-        r.outcome = stmt.text(18);
-        r.errorTag = stmt.text(19);
-        r.errorPath = stmt.text(20);
-        r.detail = stmt.text(21);
-        r.requestBytes = stmt.integer(22);
-        r.requestSha256 = stmt.text(23);
-        fn(r);
+    // The newest N in one statement (N rows, what the caller asked for); otherwise pages of ListingPage by id.
+    const bool newest = filter.limit && !filter.afterId;
+    const std::string sql = newest
+        ? std::string("SELECT * FROM (") + columns + " ORDER BY id DESC LIMIT ?5) AS newest ORDER BY id"
+        : std::string(columns) + " ORDER BY id LIMIT ?5";
+    int64_t remaining = filter.limit ? std::max<int64_t>(*filter.limit, 0) : std::numeric_limits<int64_t>::max();
+    int64_t afterId = filter.afterId.value_or(0);
+    while (remaining > 0) {
+        const auto want = newest ? remaining : std::min(remaining, ListingPage);
+        auto stmt = m_db.prepare(sql, "listing trace records");
+        stmt.bind(1, filter.deviceId);
+        stmt.bind(2, filter.since ? std::optional<int64_t>(toMs(*filter.since)) : std::nullopt);
+        stmt.bind(3, filter.traceId);
+        stmt.bind(4, filter.client);
+        stmt.bind(5, want);
+        stmt.bind(6, afterId);
+        int64_t rows = 0;
+        while (stmt.step()) {
+            ++rows;
+            TraceRecord r;
+            r.id = stmt.integer(0);
+            r.receivedAt = fromMs(stmt.integer(1));
+            r.answeredAt = fromMs(stmt.integer(2));
+            r.durationMs = stmt.integer(3);
+            r.source = stmt.text(4);
+            r.client = stmt.text(5);
+            r.clientUid = stmt.optionalInteger(6);
+            r.clientUser = stmt.text(7);
+            r.clientPid = stmt.optionalInteger(8);
+            r.clientCertSubject = stmt.text(9);
+            r.clientCertFingerprint = stmt.text(10);
+            r.traceId = stmt.text(11);
+            r.deviceId = stmt.optionalInteger(12);
+            r.deviceName = stmt.text(13);
+            r.connectionId = stmt.text(14);
+            r.messageId = stmt.text(15);
+            r.operation = stmt.text(16);
+            r.datastore = stmt.text(17);
+            r.outcome = stmt.text(18);
+            r.errorTag = stmt.text(19);
+            r.errorPath = stmt.text(20);
+            r.detail = stmt.text(21);
+            r.requestBytes = stmt.integer(22);
+            r.requestSha256 = stmt.text(23);
+            afterId = r.id;
+            fn(r);
+        }
+        remaining -= rows;
+        if (newest || rows < want) {
+            break;
+        }
     }
 }
 

@@ -87,7 +87,7 @@ public:
      * destroyed (or the process ends: the server drops the lock with the connection). Throws UsageError when another
      * process holds it: a second callhomed with the same listener id on this inventory.
      */
-    void lockListener(const std::string& listenerId);
+    void lockListener(const std::string& listenerId) override;
 
     /** Number of migrations this build carries (schemas/pgsql), i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();

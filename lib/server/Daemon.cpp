@@ -74,38 +74,6 @@ rlim_t raiseFileLimit()
     return rl.rlim_cur;
 }
 
-/**
- * Holds an exclusive lock, for the process's lifetime, on INVENTORY.listener-ID.lock: a second callhomed with the
- * same listener id on the same inventory would silently drop the first one's sessions (each records its own), so it
- * refuses to start instead. flock() ends with the process, so a crash never leaves a stale lock behind.
- */
-UniqueFd lockListener(const std::string& inventoryPath, const std::string& listenerId)
-{
-    std::string safe;
-    for (char c : listenerId) {
-        safe += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
-    }
-    auto path = inventoryPath + ".listener-" + safe + ".lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd) {
-        throw UsageError("cannot create the listener lock " + path + ": " + std::strerror(errno));
-    }
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        std::string holder;
-        char buf[32] = {};
-        if (::pread(fd.get(), buf, sizeof buf - 1, 0) > 0) {
-            holder = std::string(" (pid ") + std::strtok(buf, "\n") + ")";
-        }
-        throw UsageError("another callhomed" + holder + " runs with listener id '" + listenerId + "' on the inventory "
-            + inventoryPath + "; give each instance its own listener-id (the lock is " + path + ")");
-    }
-    auto pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
-        log::get(log::Main)->debug("could not write the pid into {}", path);
-    }
-    return fd;
-}
-
 TimePoint toSystem(SteadyClock::time_point t)
 {
     return now() + std::chrono::duration_cast<TimePoint::duration>(t - SteadyClock::now());
@@ -132,16 +100,11 @@ Daemon::Daemon(config::Config config)
     m_runtime = std::make_unique<netconf::Runtime>();
     const auto inventoryName = inventory::redactSpec(m_config.inventoryPath); // never log a password
     m_inventory = inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::CreateAndMigrate);
-    if (inventory::isPostgresSpec(m_config.inventoryPath)) {
-        // File modes, inventory-group (refused by config::load) and the lock file next to the inventory are SQLite's.
-        logger->info(
-            "inventory {}: PostgreSQL; no listener lock file: give each instance its own listener-id", inventoryName);
-    } else {
-        if (m_config.inventoryGroup) {
-            inventory::shareWithGroup(m_config.inventoryPath, *m_config.inventoryGroup);
-        }
-        m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
+    if (m_config.inventoryGroup) { // a SQLite file's mode and group: config::load refuses it with PostgreSQL
+        inventory::shareWithGroup(m_config.inventoryPath, *m_config.inventoryGroup);
     }
+    // One callhomed per listener id and inventory, held by the inventory for the daemon's life.
+    m_inventory->lockListener(m_config.listenerId);
     // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
     m_writer = std::make_unique<inventory::Writer>(
         inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::ExistingOnly));
