@@ -7,6 +7,7 @@
 #include "identity/TrustStoreHolder.h"
 #include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include "inventory/Writer.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
@@ -97,14 +98,16 @@ Daemon::Daemon(config::Config config)
     logger->info("station key {} ({})", key.fingerprint, key.privateKeyPath);
 
     m_runtime = std::make_unique<netconf::Runtime>();
-    m_inventory = inventory::openSqlite(m_config.inventoryPath);
-    if (m_config.inventoryGroup) {
+    const auto inventoryName = inventory::redactSpec(m_config.inventoryPath); // never log a password
+    m_inventory = inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::CreateAndMigrate);
+    if (m_config.inventoryGroup) { // a SQLite file's mode and group: config::load refuses it with PostgreSQL
         inventory::shareWithGroup(m_config.inventoryPath, *m_config.inventoryGroup);
     }
     // One callhomed per listener id and inventory, held by the inventory for the daemon's life.
     m_inventory->lockListener(m_config.listenerId);
     // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
-    m_writer = std::make_unique<inventory::Writer>(inventory::openSqliteExisting(m_config.inventoryPath));
+    m_writer = std::make_unique<inventory::Writer>(
+        inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::ExistingOnly));
     // Per-device secrets: their own file, 0600 whatever inventory-group does to the inventory. A secret the inventory
     // does not say its device has is deleted: the device was forgotten meanwhile (callhomectl forget without access to
     // this file, a script), or its id now belongs to a device that called after that.
@@ -122,7 +125,7 @@ Daemon::Daemon(config::Config config)
     {
         auto t = SteadyClock::now();
         m_index->load(*m_inventory);
-        logger->info("inventory {}: {} devices ({} pending) indexed in {} ms", m_config.inventoryPath, m_index->size(),
+        logger->info("inventory {}: {} devices ({} pending) indexed in {} ms", inventoryName, m_index->size(),
             m_index->pending(), std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count());
     }
     std::vector<identity::CertToNameRule> rules;
