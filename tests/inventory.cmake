@@ -29,6 +29,5 @@ callhome_add_test(NAME inventory_trace SOURCES inventory_trace.cpp LIBS callhome
 callhome_add_pg_variant(inventory_trace)
 callhome_add_test(NAME inventory_staged SOURCES inventory_staged.cpp LIBS callhome-inventory PkgConfig::SQLITE3 callhome-test-pg)
 callhome_add_pg_variant(inventory_staged)
-# inventory_postgres: a real PostgreSQL server in a temp dir (initdb + postgres, as user postgres when root).
-pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
-callhome_add_test(NAME inventory_postgres SOURCES inventory_postgres.cpp LIBS callhome-inventory PkgConfig::LIBPQ)
+# inventory_postgres: what is specific to the PostgreSQL backend, on the temporary server (harness/PgServer.h).
+callhome_add_test(NAME inventory_postgres SOURCES inventory_postgres.cpp LIBS callhome-inventory callhome-test-pg)
