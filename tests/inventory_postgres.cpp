@@ -333,3 +333,30 @@ TEST_CASE("listings stream in pages: every device and event once, in order; name
     REQUIRE(inv->decideAll({ .nameGlob = "core-*" }, { .action = BulkDecision::Action::Revoke }) == 1'250);
     REQUIRE(inv->events({ .afterId = events.back().id }).size() == 1'250);
 }
+
+TEST_CASE("a dropped connection (server restart, pg_terminate_backend) is opened again by the next call")
+{
+    auto spec = server().createDatabase();
+    auto inv = openInventory(spec, OpenMode::CreateAndMigrate);
+    auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", now()).device;
+    const std::string others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    REQUIRE(server().value(spec, "SELECT COUNT(*) " + others) == "2"); // the inventory's and its LISTEN connection
+    REQUIRE(server().sql(spec, "SELECT pg_terminate_backend(pid) " + others).empty());
+    REQUIRE(eventually([&] { return server().value(spec, "SELECT COUNT(*) " + others) == "0"; }, 5s));
+
+    // the call that finds the connection gone fails with a clear error, and nothing half-done; the next one works
+    try {
+        inv->approve(d.id, "edge-1", std::nullopt);
+        FAIL("approved on a dropped connection");
+    } catch (const DatabaseError& e) {
+        REQUIRE_THAT(e.what(), Catch::Contains("approving a device"));
+    }
+    REQUIRE(inv->findById(d.id)->state == DeviceState::Pending);
+    REQUIRE(inv->approve(d.id, "edge-1", std::nullopt).state == DeviceState::Approved);
+    // change following resumes too
+    auto c0 = inv->changeCounter();
+    auto other = openInventory(spec, OpenMode::ExistingOnly);
+    other->rename(d.id, "edge-2");
+    REQUIRE(eventually([&] { return inv->changeCounter() != c0; }, 1s));
+    REQUIRE(inv->findById(d.id)->name == "edge-2");
+}

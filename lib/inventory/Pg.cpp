@@ -255,6 +255,15 @@ Connection::Connection(const std::string& conninfo, std::string label)
         m_conn.get(), [](void*, const char*) {}, nullptr);
 }
 
+void Connection::reset()
+{
+    m_prepared.clear();
+    PQreset(m_conn.get());
+    if (PQstatus(m_conn.get()) != CONNECTION_OK) {
+        throw DatabaseError("cannot connect to inventory " + m_label + ": " + trimmed(PQerrorMessage(m_conn.get())));
+    }
+}
+
 void Connection::exec(const std::string& sql, const std::string& purpose)
 {
     ResultPtr result(PQexec(m_conn.get(), sql.c_str()));

@@ -92,6 +92,8 @@ public:
     bool tryExec(const std::string& sql) noexcept;
     /** Runs a statement whose single result is an integer. */
     int64_t queryInteger(const std::string& sql, const std::string& purpose);
+    /** Connects again (PQreset, blocking) after the server dropped the connection; forgets prepared statements. */
+    void reset();
     /** Rows changed by the last statement run with Statement::run()/step() on this connection. */
     int64_t changes() const noexcept { return m_changes; }
 

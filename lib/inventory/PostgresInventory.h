@@ -95,6 +95,8 @@ public:
 
 private:
     class WriteTransaction;
+    class Guard;
+    void reconnectIfBroken();
     enum class Sync { Normal, Full };
 
     void checkSchema(Mode mode);
@@ -138,6 +140,7 @@ private:
     uint64_t m_ownCommits = 0;
     uint64_t m_notifications = 0;
     bool m_inBatch = false;
+    int m_lockDepth = 0; ///< Guards held (recursively) by this thread; guarded by m_mutex
     std::string m_actor = "operator";
 };
 
