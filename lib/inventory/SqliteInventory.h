@@ -101,6 +101,10 @@ private:
     std::optional<int64_t> knownDeviceAt(const std::string& address, const std::string& purpose);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);
+    /** The id of the capability set with this JSON text, stored now if it is new (schema version 8). */
+    int64_t storeCapabilitySet(const std::string& json, const std::string& purpose);
+    /** Deletes capability set `set` when no device refers to it any more. */
+    void dropUnusedCapabilitySet(std::optional<int64_t> set, const std::string& purpose);
     /** The work of approve() etc. inside the caller's lock and transaction (shared with decideAll). */
     Device approveLocked(const Device& d, const std::optional<std::string>& name,
         const std::optional<std::string>& sshUser, TimePoint at);

@@ -41,6 +41,8 @@ struct Device {
     bool connected = false;
     std::optional<TimePoint> sessionStart;
     std::vector<std::string> capabilities; ///< from the device's last <hello>
+    /// the inventory's id of that list (0: none, or not known): within one listing, equal ids mean equal lists
+    int64_t capabilitySet = 0;
     // TLS identity (empty for SSH devices)
     std::string manufacturer; ///< trust-store manufacturer name whose anchor verified the chain; empty when pinned
     std::string serial; ///< IEEE 802.1AR serial number read from the certificate
