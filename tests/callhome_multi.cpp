@@ -46,9 +46,16 @@ struct Instance {
         , socket(dir.file(id + ".sock"))
     {
         auto config = dir.file("callhomed-" + id + ".json");
-        json tcp = { { "address", "127.0.0.1" }, { "port", 0 }, { "certificate", pki.station().chain },
-            { "key", pki.station().key }, { "client-ca", pki.stationCa() } };
-        json body = { { "listener-id", id }, { "control", { { "socket", socket }, { "tcp", tcp } } } };
+        // Every instance serves its control API on TLS with a certificate the others verify to the CA of
+        // control/forward/ca, and presents it as a client when it forwards (an operator's instance CA; here the dev
+        // PKI's manufacturer CA, whose certificates allow both uses).
+        auto identity = pki.device("sn-0001");
+        json tcp = { { "address", "127.0.0.1" }, { "port", 0 }, { "certificate", identity.chain },
+            { "key", identity.key }, { "client-ca", pki.manufacturerCa() } };
+        json forward = { { "advertise", "127.0.0.1" }, { "certificate", identity.chain }, { "key", identity.key },
+            { "ca", pki.manufacturerCa() } };
+        json body = { { "listener-id", id },
+            { "control", { { "socket", socket }, { "tcp", tcp }, { "forward", forward } } } };
         if (!extraConfig.empty()) {
             body.update(json::parse(extraConfig));
         }
@@ -75,9 +82,10 @@ struct Instance {
             "callhomed " + id + " answering");
     }
 
-    HttpResponse api(const std::string& method, const std::string& target, const std::string& body = "") const
+    HttpResponse api(const std::string& method, const std::string& target, const std::string& body = "",
+        std::vector<std::pair<std::string, std::string>> headers = {}) const
     {
-        return httpRequest(socket, { .method = method, .target = target, .body = body });
+        return httpRequest(socket, { .method = method, .target = target, .body = body, .headers = headers });
     }
     json sessions() const { return json::parse(api("GET", "/v1/sessions").body)["sessions"]; }
 };
@@ -211,6 +219,36 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
     CHECK(std::regex_search(table.out, std::regex(R"(edge-1\s+approved\s+yes\s+a\s+ssh)")));
     auto viaApi = json::parse(b.api("GET", "/v1/devices/edge-1").body);
     CHECK(viaApi["listener_id"] == "a"); // b's API says who holds it
+
+    // one API for the fleet: get-config through b reaches edge-1 through a (forwarded, mutual TLS), answer as is
+    const std::vector<std::pair<std::string, std::string>> xml { { "Accept", "application/xml" } };
+    auto direct = a.api("GET", "/v1/devices/edge-1/data?datastore=running", "", xml);
+    auto forwarded = b.api("GET", "/v1/devices/edge-1/data?datastore=running", "", xml);
+    INFO(forwarded.body);
+    REQUIRE(direct.status == 200);
+    CHECK(forwarded.status == 200);
+    CHECK(forwarded.body == direct.body);
+    CHECK(forwarded.header("content-type") == direct.header("content-type"));
+    CHECK(countLinesContaining(b.log, "forwarded to instance a at 127.0.0.1:" + std::to_string(a.apiPort)) >= 1);
+    auto json7951 = b.api("GET", "/v1/devices/edge-1/data");
+    CHECK(json7951.status == 200);
+    CHECK_NOTHROW(json::parse(json7951.body));
+    auto rpc = b.api("POST", "/v1/devices/edge-1/rpc", "<get-config><source><running/></source></get-config>");
+    CHECK(rpc.status == 200);
+    CHECK_THAT(rpc.body, Catch::Contains("rpc-reply"));
+    auto ctlGetConfig = runCommand(
+        dir, { kCallhomectl, "--state-dir", dir.file("state"), "--socket", b.socket, "get-config", "edge-1" });
+    INFO(ctlGetConfig.err);
+    CHECK(ctlGetConfig.status == 0);
+    CHECK_THAT(ctlGetConfig.out, Catch::Contains("data"));
+    {
+        HttpStream notifications(b.socket, { .target = "/v1/devices/edge-1/notifications" });
+        CHECK(notifications.status() == 200); // a's stream, relayed by b
+    }
+    // a request another instance forwarded is never forwarded again: not-connected at b, not a loop
+    auto looped = b.api("GET", "/v1/devices/edge-1/data", "", { { "X-Callhome-Forwarded-By", "c" } });
+    CHECK(looped.status == 409);
+    CHECK_THAT(looped.body, Catch::Contains("not-connected"));
 
     // b's events reach a's stream: the approval was written through b
     bool sawApproval = false;
