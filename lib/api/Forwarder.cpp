@@ -2,6 +2,7 @@
 #include "common/Log.h"
 #include <array>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -54,7 +55,14 @@ public:
         , m_self(std::move(self))
     { }
 
+    /** Starts on its strand: every handler of this forwarding, and close() from onGone, run there one at a time. */
     void start()
+    {
+        net::dispatch(m_strand, [self = shared_from_this()] { self->begin(); });
+    }
+
+private:
+    void begin()
     {
         tcp::endpoint ep;
         try {
@@ -86,7 +94,6 @@ public:
         });
     }
 
-private:
     void send()
     {
         const auto& in = m_request->message;
