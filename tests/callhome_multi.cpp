@@ -245,6 +245,17 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
         HttpStream notifications(b.socket, { .target = "/v1/devices/edge-1/notifications" });
         CHECK(notifications.status() == 200); // a's stream, relayed by b
     }
+    // the holder's trace names both: the forwarding instance (its certificate) and who asked it
+    waitFor(
+        [&] {
+            auto trace = json::parse(a.api("GET", "/v1/trace?device=edge-1").body)["trace"];
+            return std::any_of(trace.begin(), trace.end(), [](const json& r) {
+                auto client = r["client"].get<std::string>();
+                return client.rfind("cert ", 0) == 0
+                    && client.find("forwarded by instance b for uid ") != std::string::npos;
+            });
+        },
+        10s, "a's trace of the forwarded request");
     // a request another instance forwarded is never forwarded again: not-connected at b, not a loop
     auto looped = b.api("GET", "/v1/devices/edge-1/data", "", { { "X-Callhome-Forwarded-By", "c" } });
     CHECK(looped.status == 409);

@@ -236,6 +236,20 @@ Tracer tracer(const std::shared_ptr<server::TraceLog>& log, const Request& reque
     r.receivedAt = request.receivedAt;
     r.source = "api";
     r.client = request.peer.describe();
+    if (auto by = request.message[kForwardedByHeader]; !by.empty() && !request.peer.certSubject.empty()) {
+        // Forwarded by another instance, which authenticated with its certificate: it names who asked it, so the
+        // record says both (printable ASCII only, bounded: the header is the other instance's word).
+        auto clean = [](std::string_view text) {
+            std::string out(text.substr(0, 256));
+            for (auto& c : out) {
+                if (c < 0x20 || c > 0x7e) {
+                    c = '?';
+                }
+            }
+            return out;
+        };
+        r.client += " forwarded by instance " + clean(by) + " for " + clean(request.message[kForwardedForHeader]);
+    }
     if (request.peer.uid) {
         r.clientUid = static_cast<int64_t>(*request.peer.uid);
         r.clientUser = request.peer.userName();
