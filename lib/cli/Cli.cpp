@@ -242,6 +242,7 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
     text("key_type", d.keyType);
     text("last_address", d.lastAddress);
     time("last_seen", d.attempts > 0 ? std::optional(d.lastSeen) : std::nullopt);
+    optionalText("listener_id", d.listenerId);
     text("manufacturer", d.manufacturer);
     optionalText("name", d.name);
     key("password_fallback");
@@ -315,8 +316,8 @@ private:
     CapabilitiesJson m_lastCapabilities;
 };
 
-const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT",
-    "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
+const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "HELD-BY", "TRANSPORT", "IDENTITY",
+    "FINGERPRINT", "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
 const std::vector<std::string> TraceColumns { "RECEIVED", "CLIENT", "TRACE-ID", "DEVICE", "CONN", "MESSAGE-ID",
     "OPERATION", "DATASTORE", "OUTCOME", "ERROR", "MS" };
 const std::vector<std::string> EventColumns { "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" };
@@ -354,8 +355,8 @@ std::vector<std::string> deviceRow(const Device& d)
         flags = "same-address-as:" + d.sameAddressAsName.value_or("#" + std::to_string(*d.sameAddressAs));
     }
     return { std::to_string(d.id), d.name.value_or(""), inventory::toString(d.state), d.connected ? "yes" : "no",
-        inventory::toString(d.transport), identity(d), d.fingerprint, d.keyType, d.lastAddress,
-        seenOrEmpty(d, d.firstSeen), seenOrEmpty(d, d.lastSeen), std::to_string(d.attempts), flags };
+        d.listenerId.value_or(""), inventory::toString(d.transport), identity(d), d.fingerprint, d.keyType,
+        d.lastAddress, seenOrEmpty(d, d.firstSeen), seenOrEmpty(d, d.lastSeen), std::to_string(d.attempts), flags };
 }
 
 std::vector<std::string> eventRow(const inventory::Event& e)
@@ -577,6 +578,7 @@ public:
                 { "Decided by", d.decidedBy },
                 { "Connection", d.connected ? "connected" : "disconnected" },
                 { "Session start", isoOrEmpty(d.sessionStart) },
+                { "Held by", d.listenerId ? "instance " + *d.listenerId : std::string {} },
                 { "Capabilities", d.capabilities.empty() ? "(none)" : std::to_string(d.capabilities.size()) },
             });
         for (const auto& [key, value] : fields) {

@@ -199,7 +199,8 @@ std::vector<std::string> decodeCapabilities(std::string_view text, int64_t devic
 }
 
 // ?1 is always the oldest heartbeat that still counts as alive; the WHERE clause binds ?2 and ?3; ?9 = 0 leaves the
-// capabilities out (unbound: NULL, they are read). Column 24 is the capability set's id (NULL: none yet).
+// capabilities out (unbound: NULL, they are read). Column 24 is the capability set's id (NULL: none yet),
+// 25 the listener holding the newest live session.
 constexpr const char* DeviceSelect = R"(
 SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user, d.last_address, d.first_seen,
        d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by,
@@ -208,7 +209,9 @@ SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
        d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
        (SELECT o.name FROM devices o WHERE o.id = d.same_address_as),
-       d.password_set, d.key_set, d.password_fallback, d.capability_set
+       d.password_set, d.key_set, d.password_fallback, d.capability_set,
+       (SELECT s.listener_id FROM sessions s JOIN listeners l ON l.id = s.listener_id
+        WHERE s.device_id = d.id AND l.heartbeat_at >= ?1 ORDER BY s.started_at DESC, s.listener_id DESC LIMIT 1)
 FROM devices d
 )";
 
@@ -306,6 +309,7 @@ void readDeviceInto(Device& d, const sqlite::Statement& s, CapabilityDecoder* de
     d.passwordSet = s.integer(21) != 0;
     d.keySet = s.integer(22) != 0;
     d.passwordFallback = s.integer(23) != 0;
+    assignOptional(d.listenerId, s, 25); // the instance holding the newest live session, as v_devices.listener_id
 }
 
 Device readDevice(const sqlite::Statement& s)
@@ -1062,6 +1066,39 @@ void SqliteInventory::dropUnusedCapabilitySet(std::optional<int64_t> set, const 
             .bind(1, *set)
             .run();
     }
+}
+
+void SqliteInventory::setControlEndpoint(const std::string& listenerId, const std::string& endpoint)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "recording the control endpoint of listener " + listenerId;
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE listeners SET control_endpoint = ?2 WHERE id = ?1", purpose)
+        .bind(1, listenerId)
+        .bind(2, endpoint)
+        .run();
+    if (m_db.changes() == 0) {
+        throw DatabaseError(fmt::format("{}: listener {} is not registered", purpose, listenerId));
+    }
+    tx.commit();
+}
+
+std::vector<ListenerInfo> SqliteInventory::listeners()
+{
+    std::lock_guard lock(m_mutex);
+    auto stmt = m_db.prepare(
+        "SELECT id, started_at, heartbeat_at, heartbeat_at >= ?1, control_endpoint FROM listeners ORDER BY id",
+        "listing listeners");
+    stmt.bind(1, toMs(now() - HeartbeatWindow));
+    std::vector<ListenerInfo> out;
+    while (stmt.step()) {
+        out.push_back({ .id = stmt.text(0),
+            .startedAt = fromMs(stmt.integer(1)),
+            .heartbeatAt = fromMs(stmt.integer(2)),
+            .alive = stmt.integer(3) != 0,
+            .controlEndpoint = stmt.text(4) });
+    }
+    return out;
 }
 
 void SqliteInventory::sessionOpened(

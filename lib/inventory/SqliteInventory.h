@@ -30,6 +30,8 @@ public:
     void listenerStarted(const std::string& listenerId, TimePoint at) override;
     void heartbeat(const std::string& listenerId, TimePoint at) override;
     void listenerStopped(const std::string& listenerId) override;
+    void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) override;
+    std::vector<ListenerInfo> listeners() override;
     void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
         const std::vector<std::string>& capabilities) override;
     void sessionClosed(int64_t deviceId, const std::string& listenerId) override;
