@@ -3,6 +3,7 @@
 #include "common/Log.h"
 #include "common/Systemd.h"
 #include "config/Config.h"
+#include "inventory/Open.h"
 #include "server/Daemon.h"
 #include "server/Watchdog.h"
 #include <CLI/CLI.hpp>
@@ -31,7 +32,9 @@ int main(int argc, char** argv)
         "--config", configFile, "Configuration file (JSON, RFC 7951) validated against schemas/callhome-config.yang");
     app.add_option("--state-dir", overrides.stateDir,
         "Directory for inventory.db and the station SSH key (default from config, else ./state)");
-    app.add_option("--db", overrides.inventoryPath, "SQLite inventory file (default STATE-DIR/inventory.db)");
+    app.add_option("--db", overrides.inventoryPath,
+        "The inventory: SQLite file (default STATE-DIR/inventory.db) or PostgreSQL URL (postgresql://...) or libpq "
+        "connection string");
     app.add_option("--listen", overrides.listen,
         "Endpoint ssh:ADDR:PORT or tls:ADDR:PORT, e.g. ssh:127.0.0.1:4334 or tls:[::1]:4335; repeatable; "
         "replaces the config's list (default ssh:[::]:4334)");
@@ -69,10 +72,11 @@ int main(int argc, char** argv)
             for (const auto& e : config.listen) {
                 std::cout << "listen " << e.toString() << "\n";
             }
-            std::cout << "state-dir " << config.stateDir << "\ninventory " << config.inventoryPath << "\nssh-user "
-                      << config.sshUser << "\nssh-key " << config.sshKeyFile << "\nssh-credentials "
-                      << config.credentialsPath << "\ncontrol-socket "
-                      << (config.control.socket.empty() ? "(none)" : config.control.socket) << "\n";
+            std::cout << "state-dir " << config.stateDir << "\ninventory "
+                      << callhome::inventory::redactSpec(config.inventoryPath) << "\nssh-user " << config.sshUser
+                      << "\nssh-key " << config.sshKeyFile << "\nssh-credentials " << config.credentialsPath
+                      << "\ncontrol-socket " << (config.control.socket.empty() ? "(none)" : config.control.socket)
+                      << "\n";
             if (config.control.tcp) {
                 std::cout << "control-tcp " << config.control.tcp->address << " " << config.control.tcp->port << "\n";
             }

@@ -4,6 +4,7 @@
 // lines are expected (pre-provisioned) in one transaction. Idempotent: approved devices are left alone.
 #include "common/Time.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
@@ -18,14 +19,16 @@ int main(int argc, char** argv)
     std::string db;
     std::optional<std::string> fingerprints, serials;
     std::string address = "127.1.0.1";
-    app.add_option("--db", db, "callhomed's inventory (STATE-DIR/inventory.db); created when missing")->required();
+    app.add_option("--db", db,
+           "callhomed's inventory: SQLite file (STATE-DIR/inventory.db) or PostgreSQL URL; created when missing")
+        ->required();
     app.add_option("--fingerprints", fingerprints, "SSH: the sim's fingerprints.txt (\"SHA256:... NAME\" lines)");
     app.add_option("--serials", serials, "TLS: the sim's serials.csv (\"SERIAL,MANUFACTURER,NAME\" lines)");
     app.add_option("--address", address, "Address recorded as the first contact's")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     try {
         auto started = std::chrono::steady_clock::now();
-        auto inv = inventory::openSqlite(db);
+        auto inv = inventory::openInventory(db, inventory::OpenMode::CreateAndMigrate);
         size_t approved = 0, already = 0;
         if (fingerprints) {
             std::ifstream f(*fingerprints);

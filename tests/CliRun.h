@@ -1,6 +1,7 @@
 #pragma once
 // callhomectl run in-process (cli::run) by the CLI tests, and the checks they share.
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "cli/Cli.h"
 #include "inventory/Inventory.h"
 #include <algorithm>
@@ -54,22 +55,29 @@ inline std::vector<std::string> lines(const std::string& text)
     }
     return out;
 }
-/** A fresh inventory in a scratch state directory, and callhomectl run against it. */
+/**
+ * A fresh inventory in a scratch state directory, and callhomectl run against it. The backend as TestInventory.h
+ * chooses: STATE/inventory.db, or a database of the test process's PostgreSQL server (then run() adds --db).
+ */
 struct CliInventory {
     ScratchDir dir;
     std::string state = (dir.path / "state").string();
-    std::string db = (dir.path / "state" / "inventory.db").string();
+    bool postgres = testBackend() == TestBackend::Postgres;
+    std::string db = postgres ? PgServer::shared().createDatabase() : (dir.path / "state" / "inventory.db").string();
     std::unique_ptr<inventory::Inventory> inv;
 
     CliInventory()
     {
         std::filesystem::create_directories(state);
-        inv = inventory::openSqlite(db);
+        inv = inventory::openInventory(db, inventory::OpenMode::CreateAndMigrate);
     }
 
-    /** callhomectl with --state-dir of this inventory before `args`. */
+    /** callhomectl with --state-dir of this inventory (and --db on PostgreSQL) before `args`. */
     CliResult run(std::vector<std::string> args)
     {
+        if (postgres) {
+            args.insert(args.begin(), { "--db", db });
+        }
         args.insert(args.begin(), { "--state-dir", state });
         return ctl(std::move(args));
     }

@@ -8,6 +8,12 @@ callhome_add_test(NAME callhome_e2e SOURCES callhome_e2e.cpp LIBS callhome-test-
 add_dependencies(callhome_e2e callhomed callhomectl)
 set_tests_properties(callhome_e2e PROPERTIES TIMEOUT 300)
 
+# The same story on a PostgreSQL inventory (the test's own temporary server, harness/PgServer.h).
+callhome_add_test(NAME callhome_e2e_pg SOURCES callhome_e2e_pg.cpp
+    LIBS callhome-test-harness callhome-test-pg nlohmann_json::nlohmann_json)
+add_dependencies(callhome_e2e_pg callhomed callhomectl)
+set_tests_properties(callhome_e2e_pg PROPERTIES TIMEOUT 300)
+
 callhome_add_test(NAME callhome_tls SOURCES callhome_tls.cpp CallhomeFixture.cpp
     LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_tls PROPERTIES TIMEOUT 600)

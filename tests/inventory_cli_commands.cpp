@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <pwd.h>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -97,7 +98,7 @@ TEST_CASE_METHOD(Fixture, "devices: table and JSON")
         REQUIRE(lines(run({ "devices", "--transport", "ssh" }).out).size() == 3);
 
         // global options after the subcommand (CLI11 fallthrough)
-        auto js = ctl({ "devices", "--json", "--state-dir", state });
+        auto js = ctl({ "devices", "--json", "--state-dir", state, "--db", db });
         REQUIRE(js.code == 0);
         auto j = json::parse(js.out);
         REQUIRE(j["devices"].size() == 2);
@@ -676,7 +677,11 @@ TEST_CASE_METHOD(Fixture, "blocked lists blocked sources, unblock lifts one")
         REQUIRE(r.err.empty());
         REQUIRE_THAT(r.out, Catch::StartsWith("unblocked 192.0.2.9 (was blocked until"));
         REQUIRE(lines(r.out).size() == 1);
-        // the running daemon notices
+        // the running daemon notices (at once on SQLite; PostgreSQL's notification may take a moment)
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (inv->changeCounter() == before && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
         REQUIRE(inv->changeCounter() != before);
         auto list = inv->blockedSources(now());
         REQUIRE(list.size() == 1);

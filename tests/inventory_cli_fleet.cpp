@@ -221,7 +221,8 @@ TEST_CASE_METHOD(Fixture, "devices and events: filters and paging")
     REQUIRE(next["events"][1]["id"] == all[2]["id"]);
 }
 
-TEST_CASE_METHOD(Fixture, "import --csv: 10,000 devices in one transaction")
+// [pg-slow]: left out of inventory_cli_fleet_pg while PostgresInventory::expectAll takes ~40 s for these rows.
+TEST_CASE_METHOD(Fixture, "import --csv: 10,000 devices in one transaction", "[pg-slow]")
 {
     const auto csv = (dir.path / "fleet.csv").string();
     {
@@ -482,7 +483,7 @@ TEST_CASE_METHOD(Fixture, "time arguments out of range are usage errors")
     REQUIRE(run({ "events", "--since", "36525d" }).code == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "check runs the integrity check; --config finds the configured station key")
+TEST_CASE_METHOD(Fixture, "check runs the integrity check; --config finds the configured station key", "[sqlite]")
 {
     populate();
     auto r = run({ "check" });

@@ -1,6 +1,7 @@
 // Fleet-scale inventory (issue 8): streaming listings with filters and paging, SSH pre-provisioning, bulk decisions,
 // the integrity check, escaping of peer text, file modes. Real SQLite files in temp dirs.
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "common/Text.h"
 #include "identity/Identity.h"
 #include "inventory/ExpectError.h"
@@ -11,7 +12,10 @@
 
 using namespace callhome;
 using namespace callhome::inventory;
+using callhome::test::openExistingForTest;
+using callhome::test::openForTest;
 using callhome::test::ScratchDir;
+using callhome::test::TestInventory;
 
 namespace {
 TimePoint at(int64_t ms)
@@ -43,8 +47,8 @@ mode_t modeOf(const std::string& path)
 
 TEST_CASE("forEachDevice: filters and paging")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     // 1..20 SSH, pending; even ones approved as edge-N; 21..25 TLS pending; contacts at n seconds
     for (int n = 1; n <= 20; ++n) {
         auto d = inv->recordContact(Transport::Ssh, fp(n), "ssh-ed25519", "192.0.2.1", at(n * 1000)).device;
@@ -105,8 +109,8 @@ TEST_CASE("forEachDevice: filters and paging")
 
 TEST_CASE("forEachEvent: paging after an id, newest N")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     for (int n = 1; n <= 30; ++n) {
         inv->addEvent({ .at = at(n * 1000), .kind = EventKind::Pending, .detail = "e" + std::to_string(n) });
     }
@@ -127,8 +131,8 @@ TEST_CASE("forEachEvent: paging after an id, newest N")
 
 TEST_CASE("expected SSH keys are accepted on their first call home")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     auto result = inv->expectAll({
         { .name = std::string("router-1"), .fingerprint = fp(1), .keyType = "ssh-ed25519", .sshUser = "admin" },
         { .name = std::string("router-2"), .fingerprint = fp(2) },
@@ -188,8 +192,8 @@ TEST_CASE("expected SSH keys are accepted on their first call home")
 
 TEST_CASE("decideAll: bulk decisions in one transaction")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     for (int n = 1; n <= 6; ++n) {
         inv->recordContact(Transport::Ssh, fp(n), "ssh-ed25519", "192.0.2." + std::to_string(n), now());
     }
@@ -223,8 +227,8 @@ TEST_CASE("decideAll: bulk decisions in one transaction")
 
 TEST_CASE("peer-chosen text is stored escaped")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     TlsIdentity hostile { .manufacturer = "example",
         .serial = "SN\x1b[2J",
         .fingerprint = "SHA256:AB:01",
@@ -248,16 +252,16 @@ TEST_CASE("peer-chosen text is stored escaped")
 
 TEST_CASE("checkIntegrity runs the whole-file check on demand")
 {
-    ScratchDir dir;
+    TestInventory dir;
     {
-        auto inv = openSqlite(dir.db());
+        auto inv = openForTest(dir.db());
         inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now());
     }
-    auto reader = openSqliteExisting(dir.db());
+    auto reader = openExistingForTest(dir.db());
     REQUIRE(reader->checkIntegrity().empty());
 }
 
-TEST_CASE("inventory files are created 0600 whatever the umask")
+TEST_CASE("inventory files are created 0600 whatever the umask", "[sqlite]")
 {
     ScratchDir dir;
     const auto old = ::umask(0);
@@ -312,7 +316,7 @@ TEST_CASE("escapeControl")
     REQUIRE(needsEscape("\x1b"));
 }
 
-TEST_CASE("with a configured group the inventory files are 0640 and the group's")
+TEST_CASE("with a configured group the inventory files are 0640 and the group's", "[sqlite]")
 {
     ScratchDir dir;
     const auto path = (dir.path / "shared.db").string();

@@ -2,6 +2,7 @@
 // callhomed reads to apply it, a restart's re-queue, and the public view v_staged; against a real SQLite file.
 #include "RawSqlite.h"
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "common/Error.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
@@ -10,14 +11,17 @@
 
 using namespace callhome;
 using namespace callhome::inventory;
+using callhome::test::openExistingForTest;
+using callhome::test::openForTest;
 using callhome::test::ScratchDir;
+using callhome::test::TestInventory;
 
 namespace {
 constexpr const char* kEdit = "<system xmlns=\"urn:ietf:params:xml:ns:yang:ietf-system\"><contact>x</contact></system>";
 
 struct Fixture {
-    ScratchDir dir;
-    std::unique_ptr<Inventory> inv = openSqlite(dir.db());
+    TestInventory dir;
+    std::unique_ptr<Inventory> inv = openForTest(dir.db());
     Device device = inv->expect({ { "SN1", "example", "edge-1" } }).front();
 
     StagedEdit stageXml(const std::string& target = "running", bool commit = false)
@@ -130,7 +134,7 @@ TEST_CASE_METHOD(Fixture, "a session that ended before the reply, or a restart, 
     CHECK(inv->stagedEdit(a.id).state == StagedState::Queued);
     REQUIRE(inv->markStagedApplying(a.id, "C2"));
     inv.reset(); // callhomed stopped (or was killed) while it was applying
-    inv = openSqlite(dir.db());
+    inv = openForTest(dir.db());
     CHECK(inv->requeueApplying() == 1);
     auto back = inv->stagedEdit(a.id);
     CHECK(back.state == StagedState::Queued);
@@ -147,6 +151,9 @@ TEST_CASE_METHOD(Fixture, "forgetting a device drops its queue; v_staged shows t
     auto all = inv->stagedEdits(std::nullopt, true);
     REQUIRE(all.size() == 1);
     CHECK(all[0].deviceId == other.id);
+    if (dir.postgres()) {
+        return; // v_staged as SQLite serves it
+    }
     auto db = test::raw(dir.db());
     sqlite3_stmt* stmt = nullptr;
     REQUIRE(sqlite3_prepare_v2(

@@ -1,6 +1,7 @@
 // TLS devices in the inventory: 802.1AR identities, pre-provisioning from shipping data, pinned self-signed
 // certificates, certificate renewal and references by serial number; against a real SQLite file in a temp dir.
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
 #include <catch2/catch.hpp>
@@ -11,7 +12,10 @@ namespace fs = std::filesystem;
 using namespace callhome;
 using namespace callhome::inventory;
 
+using callhome::test::openExistingForTest;
+using callhome::test::openForTest;
 using callhome::test::ScratchDir;
+using callhome::test::TestInventory;
 
 namespace {
 const std::string Fp1 = "SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
@@ -43,8 +47,8 @@ TlsIdentity selfSigned(const std::string& fingerprint)
 }
 
 struct Fixture {
-    ScratchDir dir;
-    std::unique_ptr<Inventory> inv = openSqlite(dir.db());
+    TestInventory dir;
+    std::unique_ptr<Inventory> inv = openForTest(dir.db());
 };
 } // namespace
 

@@ -3,6 +3,7 @@
 // decisions attributed to who made them. Against a real SQLite file in a temp dir.
 #include "RawSqlite.h"
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "inventory/Inventory.h"
 #include "inventory/SqliteInventory.h"
 #include <catch2/catch.hpp>
@@ -11,13 +12,16 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 using callhome::test::exec;
+using callhome::test::openExistingForTest;
+using callhome::test::openForTest;
 using callhome::test::raw;
 using callhome::test::ScratchDir;
+using callhome::test::TestInventory;
 
 namespace {
 struct Fixture {
-    ScratchDir dir;
-    std::unique_ptr<Inventory> inv = openSqlite(dir.db());
+    TestInventory dir;
+    std::unique_ptr<Inventory> inv = openForTest(dir.db());
     TimePoint t0 = now();
     int64_t deviceId = 0;
     Fixture()
@@ -126,7 +130,8 @@ TEST_CASE_METHOD(Fixture, "trace records are stored as given and listed with fil
     CHECK(kept[0].deviceName == "edge-1");
 }
 
-TEST_CASE_METHOD(Fixture, "trace records cannot be changed or deleted by SQL; retention prunes old ones only")
+TEST_CASE_METHOD(
+    Fixture, "trace records cannot be changed or deleted by SQL; retention prunes old ones only", "[sqlite]")
 {
     inv->addTrace({ record("edit-config", t0 - 48h), record("get-config", t0 - 1h), record("commit", t0) });
     auto db = raw(dir.db());
@@ -155,7 +160,7 @@ TEST_CASE_METHOD(Fixture, "trace records cannot be changed or deleted by SQL; re
     CHECK(inv->trace({}).empty());
 }
 
-TEST_CASE_METHOD(Fixture, "public view v_trace")
+TEST_CASE_METHOD(Fixture, "public view v_trace", "[sqlite]")
 {
     inv->addTrace({ record("edit-config", TimePoint(1700000000123ms), "change-9") });
     auto db = raw(dir.db(), SQLITE_OPEN_READONLY);

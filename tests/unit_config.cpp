@@ -458,3 +458,27 @@ TEST_CASE("control/forward: several instances forward to the holder; needs contr
         "forward": {"certificate": "/fc.pem", "key": "/fk.pem"}}}})");
     CHECK_THROWS_WITH(load(noCa.path.string(), {}), Catch::Contains("ca"));
 }
+
+TEST_CASE("a PostgreSQL inventory: URL or libpq string, never with inventory-group, password never in messages")
+{
+    TempFile url(R"({"callhome-config:callhome": {"inventory": "postgresql://ch:hunter2@db.example.net/callhome"}})");
+    CHECK(load(url.path.string(), {}).inventoryPath == "postgresql://ch:hunter2@db.example.net/callhome");
+    TempFile keywords(R"({"callhome-config:callhome": {"inventory": "host=/run/postgresql dbname=callhome"}})");
+    CHECK(load(keywords.path.string(), {}).inventoryPath == "host=/run/postgresql dbname=callhome");
+    // --db wins over the file, as for a SQLite path
+    CHECK(load(url.path.string(), Overrides { .inventoryPath = "dbname=other" }).inventoryPath == "dbname=other");
+
+    TempFile grouped(R"({"callhome-config:callhome": {"inventory-group": "callhome-read",
+        "inventory": "postgresql://ch:hunter2@db.example.net/callhome"}})");
+    REQUIRE_THROWS_AS(load(grouped.path.string(), {}), ConfigError);
+    REQUIRE_THROWS_WITH(load(grouped.path.string(), {}),
+        Catch::Contains("inventory-group applies to a SQLite inventory file")
+            && Catch::Contains("postgresql://ch:***@db.example.net/callhome") && !Catch::Contains("hunter2"));
+    // the same group with --db naming a PostgreSQL database
+    TempFile groupOnly(R"({"callhome-config:callhome": {"inventory-group": "callhome-read"}})");
+    REQUIRE_THROWS_WITH(
+        load(groupOnly.path.string(), Overrides { .inventoryPath = "host=/run/postgresql password=pw" }),
+        Catch::Contains("inventory-group") && Catch::Contains("password=***") && !Catch::Contains("=pw"));
+    // a SQLite file keeps its group
+    CHECK(load(groupOnly.path.string(), {}).inventoryGroup == "callhome-read");
+}

@@ -10,6 +10,7 @@
 #include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
 #include "inventory/Writer.h"
+#include "inventory/Open.h"
 #include "netconf/Context.h"
 #include "netconf/Message.h"
 #include "netconf/Session.h"
@@ -493,7 +494,7 @@ ControlApi::ControlApi(server::Daemon& daemon, const config::ControlSettings& se
     : m_daemon(daemon)
     , m_settings(settings)
 {
-    m_inventory = inventory::openSqliteExisting(daemon.config().inventoryPath);
+    m_inventory = inventory::openInventory(daemon.config().inventoryPath, inventory::OpenMode::ExistingOnly);
     m_db = std::make_unique<server::WorkerPool>(1, 100000, "ch-api-db");
     m_trace = std::make_shared<server::TraceLog>(daemon.config().inventoryPath);
     m_staged = std::make_unique<StagedApplier>(daemon.registry(), m_trace,

@@ -3,6 +3,7 @@
 #include "common/Log.h"
 #include "common/Time.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
 #include "server/SessionRegistry.h"
@@ -49,7 +50,7 @@ StagedApplier::StagedApplier(
     , m_trace(std::move(trace))
     , m_options(std::move(options))
 {
-    m_inventory = inventory::openSqliteExisting(m_options.inventoryPath);
+    m_inventory = inventory::openInventory(m_options.inventoryPath, inventory::OpenMode::ExistingOnly);
     m_inventory->setActor("callhomed");
 }
 

@@ -13,6 +13,7 @@
 #include "inventory/CredentialStore.h"
 #include "inventory/ExpectError.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include "transport/StationKey.h"
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -461,15 +462,15 @@ public:
         auto inv = open();
         auto problems = inv->checkIntegrity();
         if (!problems.empty()) {
-            throw Error(fmt::format("inventory {} is damaged: {}{}; restore it from a backup", dbPath(),
+            throw Error(fmt::format("inventory {} is damaged: {}{}; restore it from a backup", dbName(),
                 problems.front(),
                 problems.size() > 1 ? fmt::format(" (and {} more problems)", problems.size() - 1) : std::string {}));
         }
         if (m_opt.json) {
-            printJson({ { "path", dbPath() }, { "ok", true } });
+            printJson({ { "path", dbName() }, { "ok", true } });
             return;
         }
-        m_out << "inventory " << dbPath() << ": ok (quick_check and foreign keys)\n";
+        m_out << "inventory " << dbName() << ": ok (quick_check and foreign keys)\n";
     }
 
     void expect()
@@ -1136,16 +1137,19 @@ private:
         return m_opt.db.empty() ? (fs::path(m_opt.stateDir) / "inventory.db").string() : m_opt.db;
     }
 
+    /** dbPath() fit for output: a PostgreSQL password never printed. */
+    std::string dbName() const { return inventory::redactSpec(dbPath()); }
+
     /** Opens an existing inventory only: a typo in --state-dir must not leave an empty database behind. */
     std::unique_ptr<Inventory> open() const
     {
         auto path = dbPath();
         std::error_code ec;
-        if (!fs::exists(path, ec)) {
+        if (!inventory::isPostgresSpec(path) && !fs::exists(path, ec)) {
             throw UsageError("no inventory at " + path
                 + " (callhomed creates it on its first start; use --state-dir or --db to select another)");
         }
-        auto inv = inventory::openSqliteExisting(path);
+        auto inv = inventory::openInventory(path, inventory::OpenMode::ExistingOnly);
         // Decisions made here carry who made them (devices' decided_by, the events' detail).
         inv->setActor(processUser());
         return inv;
@@ -1253,9 +1257,9 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err)
            "callhomed's state directory (inventory.db, station-key); default: $CALLHOME_STATE_DIR, else ./state")
         ->type_name("DIR");
     app.add_option("--db", o.db,
-           "The inventory database; default: STATE-DIR/inventory.db. Never created by "
-           "callhomectl (callhomed creates it)")
-        ->type_name("PATH");
+           "The inventory database: a SQLite file (default: STATE-DIR/inventory.db) or a PostgreSQL URL "
+           "(postgresql://...) or libpq connection string. Never created by callhomectl (callhomed creates it)")
+        ->type_name("PATH|URL");
     app.add_flag("--json", o.json, "Print one JSON document instead of a table or a confirmation line");
     app.add_option("--config", o.configPath,
            "callhomed's configuration file, read as callhomed reads it: its state directory, "

@@ -1,4 +1,5 @@
 #include "config/Config.h"
+#include "inventory/Open.h"
 #include <algorithm>
 #include <arpa/inet.h>
 #include <filesystem>
@@ -226,6 +227,11 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
         ? *overrides.inventoryPath
         : get("inventory").value_or((fs::path(c.stateDir) / "inventory.db").string());
     c.inventoryGroup = get("inventory-group");
+    if (c.inventoryGroup && inventory::isPostgresSpec(c.inventoryPath)) {
+        throw ConfigError(where + ": inventory-group applies to a SQLite inventory file; the inventory "
+            + inventory::redactSpec(c.inventoryPath)
+            + " is PostgreSQL (grant its readers access in PostgreSQL instead)");
+    }
     c.listenerId = get("listener-id").value_or(hostName());
     c.sshUser = get("ssh/user").value_or("netconf");
     if (auto k = get("ssh/key-file")) {

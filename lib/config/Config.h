@@ -136,7 +136,8 @@ struct HookSettings {
 struct Config {
     std::vector<Endpoint> listen;
     std::string stateDir = "state";
-    std::string inventoryPath; ///< resolved: explicit or <stateDir>/inventory.db
+    std::string inventoryPath; ///< resolved: explicit or <stateDir>/inventory.db; or a PostgreSQL URL/libpq string
+                               ///< (inventory::isPostgresSpec)
     std::optional<std::string> inventoryGroup; ///< files 0640 with this group instead of 0600
     std::string listenerId; ///< resolved: explicit or host name
     std::string sshUser = "netconf";

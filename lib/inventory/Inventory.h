@@ -72,6 +72,13 @@ public:
     virtual void listenerStarted(const std::string& listenerId, TimePoint at) = 0;
     /** Liveness beat; sessions of a listener whose beat is older than the staleness window show as disconnected. */
     virtual void heartbeat(const std::string& listenerId, TimePoint at) = 0;
+    /**
+     * Makes this process the only one running listener `listenerId` on this inventory, for as long as this object
+     * lives (a crash ends it too): a second callhomed with the same listener id would silently drop the first one's
+     * sessions. SQLite: a flock()ed file INVENTORY.listener-ID.lock next to the database; PostgreSQL: a session-level
+     * advisory lock on a connection of its own. Throws UsageError naming the holder when another process has it.
+     */
+    virtual void lockListener(const std::string& listenerId) = 0;
     /** Clean shutdown: removes the listener and its sessions. */
     virtual void listenerStopped(const std::string& listenerId) = 0;
     // --- several instances on one inventory (schemas/sql/0009-instances.sql) ---
@@ -143,8 +150,10 @@ public:
     /** Like events(), streaming: `fn` per event, oldest first, under the inventory's lock (see forEachDevice). */
     virtual void forEachEvent(const EventFilter& filter, const std::function<void(const Event&)>& fn) = 0;
     /**
-     * Runs SQLite's PRAGMA quick_check (and a foreign-key check) over the whole file: its cost grows with the file,
-     * so openSqlite() runs it, openSqliteExisting() does not. Returns the problems found, empty when all is well.
+     * SQLite: runs PRAGMA quick_check (and a foreign-key check) over the whole file: its cost grows with the file,
+     * so openSqlite() runs it, openSqliteExisting() does not. PostgreSQL (which keeps its pages and foreign keys
+     * consistent itself): a cheap consistency query over what the schema cannot state (the schema marker and
+     * version, capability sets and their hashes). Returns the problems found, empty when all is well.
      */
     virtual std::vector<std::string> checkIntegrity() = 0;
     /** The sources blocked at `now` (until > now), ordered by source. */

@@ -1,4 +1,5 @@
 #include "inventory/Open.h"
+#include "inventory/PostgresInventory.h"
 #include <regex>
 
 namespace callhome::inventory {
@@ -15,7 +16,7 @@ bool isPostgresSpec(const std::string& spec)
 std::unique_ptr<Inventory> openInventory(const std::string& spec, OpenMode mode)
 {
     if (isPostgresSpec(spec)) {
-        throw DatabaseError("PostgreSQL inventories are not supported by this build (" + redactSpec(spec) + ")");
+        return openPostgres(spec, mode == OpenMode::CreateAndMigrate);
     }
     return mode == OpenMode::CreateAndMigrate ? openSqlite(spec) : openSqliteExisting(spec);
 }

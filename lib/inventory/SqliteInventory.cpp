@@ -14,6 +14,7 @@
 #include <optional>
 #include <sqlite3.h>
 #include <string_view>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -2289,6 +2290,38 @@ int64_t SqliteInventory::requeueApplying()
     int64_t n = m_db.changes();
     tx.commit();
     return n;
+}
+
+/**
+ * Holds an exclusive lock, for this object's lifetime, on INVENTORY.listener-ID.lock. flock() ends with the process,
+ * so a crash never leaves a stale lock behind. (Moved here from lib/server/Daemon.cpp: the backend knows its files.)
+ */
+void SqliteInventory::lockListener(const std::string& listenerId)
+{
+    std::string safe;
+    for (char c : listenerId) {
+        safe += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
+    }
+    auto path = m_path + ".listener-" + safe + ".lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) {
+        throw UsageError("cannot create the listener lock " + path + ": " + std::strerror(errno));
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        std::string holder;
+        char buf[32] = {};
+        if (::pread(fd.get(), buf, sizeof buf - 1, 0) > 0) {
+            holder = std::string(" (pid ") + std::strtok(buf, "\n") + ")";
+        }
+        throw UsageError("another callhomed" + holder + " runs with listener id '" + listenerId + "' on the inventory "
+            + m_path + "; give each instance its own listener-id (the lock is " + path + ")");
+    }
+    auto pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
+        log::get(log::Inventory)->debug("could not write the pid into {}", path);
+    }
+    std::lock_guard lock(m_mutex);
+    m_listenerLock = std::move(fd);
 }
 
 std::unique_ptr<Inventory> openSqlite(const std::string& path)

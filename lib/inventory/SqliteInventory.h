@@ -1,4 +1,5 @@
 #pragma once
+#include "common/UniqueFd.h"
 #include "inventory/Inventory.h"
 #include "inventory/Sqlite.h"
 #include <chrono>
@@ -32,6 +33,7 @@ public:
     void listenerStopped(const std::string& listenerId) override;
     void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) override;
     std::vector<ListenerInfo> listeners() override;
+    void lockListener(const std::string& listenerId) override;
     void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
         const std::vector<std::string>& capabilities) override;
     void sessionClosed(int64_t deviceId, const std::string& listenerId) override;
@@ -127,6 +129,7 @@ private:
     uint64_t m_ownCommits = 0;
     bool m_inBatch = false; ///< writeBatch() owns the transaction: WriteTransaction uses savepoints
     std::string m_actor = "operator"; ///< setActor(); guarded by m_mutex
+    UniqueFd m_listenerLock; ///< lockListener()
     /** " by WHO" for an operator event's detail; empty for the default actor (details as before). */
     std::string byActor() const;
     /** The staged items `where` selects (a clause on s.*, ?1 bound to `id`), in queue order. */

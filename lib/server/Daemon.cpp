@@ -7,6 +7,7 @@
 #include "identity/TrustStoreHolder.h"
 #include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include "inventory/Writer.h"
 #include "netconf/Context.h"
 #include "netconf/Session.h"
@@ -73,38 +74,6 @@ rlim_t raiseFileLimit()
     return rl.rlim_cur;
 }
 
-/**
- * Holds an exclusive lock, for the process's lifetime, on INVENTORY.listener-ID.lock: a second callhomed with the
- * same listener id on the same inventory would silently drop the first one's sessions (each records its own), so it
- * refuses to start instead. flock() ends with the process, so a crash never leaves a stale lock behind.
- */
-UniqueFd lockListener(const std::string& inventoryPath, const std::string& listenerId)
-{
-    std::string safe;
-    for (char c : listenerId) {
-        safe += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
-    }
-    auto path = inventoryPath + ".listener-" + safe + ".lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd) {
-        throw UsageError("cannot create the listener lock " + path + ": " + std::strerror(errno));
-    }
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        std::string holder;
-        char buf[32] = {};
-        if (::pread(fd.get(), buf, sizeof buf - 1, 0) > 0) {
-            holder = std::string(" (pid ") + std::strtok(buf, "\n") + ")";
-        }
-        throw UsageError("another callhomed" + holder + " runs with listener id '" + listenerId + "' on the inventory "
-            + inventoryPath + "; give each instance its own listener-id (the lock is " + path + ")");
-    }
-    auto pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
-        log::get(log::Main)->debug("could not write the pid into {}", path);
-    }
-    return fd;
-}
-
 TimePoint toSystem(SteadyClock::time_point t)
 {
     return now() + std::chrono::duration_cast<TimePoint::duration>(t - SteadyClock::now());
@@ -129,13 +98,16 @@ Daemon::Daemon(config::Config config)
     logger->info("station key {} ({})", key.fingerprint, key.privateKeyPath);
 
     m_runtime = std::make_unique<netconf::Runtime>();
-    m_inventory = inventory::openSqlite(m_config.inventoryPath);
-    if (m_config.inventoryGroup) {
+    const auto inventoryName = inventory::redactSpec(m_config.inventoryPath); // never log a password
+    m_inventory = inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::CreateAndMigrate);
+    if (m_config.inventoryGroup) { // a SQLite file's mode and group: config::load refuses it with PostgreSQL
         inventory::shareWithGroup(m_config.inventoryPath, *m_config.inventoryGroup);
     }
-    m_listenerLock = lockListener(m_config.inventoryPath, m_config.listenerId);
+    // One callhomed per listener id and inventory, held by the inventory for the daemon's life.
+    m_inventory->lockListener(m_config.listenerId);
     // The writer's own connection: while another process holds the write lock only ch-writer waits for it.
-    m_writer = std::make_unique<inventory::Writer>(inventory::openSqliteExisting(m_config.inventoryPath));
+    m_writer = std::make_unique<inventory::Writer>(
+        inventory::openInventory(m_config.inventoryPath, inventory::OpenMode::ExistingOnly));
     // Per-device secrets: their own file, 0600 whatever inventory-group does to the inventory. A secret the inventory
     // does not say its device has is deleted: the device was forgotten meanwhile (callhomectl forget without access to
     // this file, a script), or its id now belongs to a device that called after that.
@@ -153,7 +125,7 @@ Daemon::Daemon(config::Config config)
     {
         auto t = SteadyClock::now();
         m_index->load(*m_inventory);
-        logger->info("inventory {}: {} devices ({} pending) indexed in {} ms", m_config.inventoryPath, m_index->size(),
+        logger->info("inventory {}: {} devices ({} pending) indexed in {} ms", inventoryName, m_index->size(),
             m_index->pending(), std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count());
     }
     std::vector<identity::CertToNameRule> rules;

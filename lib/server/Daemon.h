@@ -129,7 +129,6 @@ private:
     std::shared_ptr<const Live> live() const;
 
     config::Config m_config;
-    UniqueFd m_listenerLock; ///< one callhomed per listener id and inventory
     std::string m_stationPublicKey;
     std::unique_ptr<netconf::Runtime> m_runtime;
     std::unique_ptr<inventory::Inventory> m_inventory;

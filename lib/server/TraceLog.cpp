@@ -1,6 +1,7 @@
 #include "server/TraceLog.h"
 #include "common/Log.h"
 #include "inventory/Inventory.h"
+#include "inventory/Open.h"
 #include "netconf/Message.h"
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -87,7 +88,7 @@ void traceOutcome(inventory::TraceRecord& record, const RpcOutcome& outcome, std
 }
 
 TraceLog::TraceLog(const std::string& inventoryPath, size_t capacity)
-    : m_inventory(inventory::openSqliteExisting(inventoryPath))
+    : m_inventory(inventory::openInventory(inventoryPath, inventory::OpenMode::ExistingOnly))
     , m_capacity(capacity)
 {
     m_thread = std::thread([this] { run(); });
