@@ -35,11 +35,19 @@ inline TestBackend testBackend()
  */
 struct TestInventory : ScratchDir {
     TestBackend backend = testBackend();
+    std::string database; ///< PostgreSQL: the database's name (for PgServer::execute), else empty
     std::string spec;
 
     TestInventory()
-        : spec(backend == TestBackend::Postgres ? PgServer::shared().createDatabase() : ScratchDir::db())
-    { }
+    {
+        if (backend == TestBackend::Postgres) {
+            static int n = 0;
+            database = "inv" + std::to_string(++n);
+            spec = PgServer::shared().createDatabase(database);
+        } else {
+            spec = ScratchDir::db();
+        }
+    }
     std::string db() const { return spec; }
     bool postgres() const { return backend == TestBackend::Postgres; }
 };

@@ -107,3 +107,10 @@ callhome_add_test(NAME callhome_hooks SOURCES callhome_hooks.cpp ${CALLHOME_API_
     LIBS callhome-api callhome-server callhome-test-harness nlohmann_json::nlohmann_json)
 add_dependencies(callhome_hooks callhomectl)
 set_tests_properties(callhome_hooks PROPERTIES TIMEOUT 180)
+
+# Several instances, one station (issue 10): two callhomed processes on one inventory, HAProxy (TCP mode) in front,
+# OpenSSH + yuma123 devices calling the balancer; take-over, kill -9, decisions and blocks through either instance.
+callhome_add_test(NAME callhome_multi SOURCES callhome_multi.cpp harness/UnixHttp.cpp
+    LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json)
+add_dependencies(callhome_multi callhomed callhomectl)
+set_tests_properties(callhome_multi PROPERTIES TIMEOUT 300)

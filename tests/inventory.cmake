@@ -1,7 +1,6 @@
 # inventory_*: real SQLite files in per-test temp dirs.
 callhome_add_test(NAME inventory_schema SOURCES inventory_schema.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
 callhome_add_test(NAME inventory_durability SOURCES inventory_durability.cpp LIBS callhome-inventory PkgConfig::SQLITE3)
-callhome_add_test(NAME inventory_writer SOURCES inventory_writer.cpp LIBS callhome-inventory callhome-identity PkgConfig::SQLITE3)
 
 # The temporary PostgreSQL server of the tests (harness/PgServer.h) and the backend switch (TestInventory.h):
 # NAME_pg runs NAME with CALLHOME_TEST_INVENTORY=postgresql, without its [sqlite] test cases.
@@ -29,5 +28,8 @@ callhome_add_test(NAME inventory_trace SOURCES inventory_trace.cpp LIBS callhome
 callhome_add_pg_variant(inventory_trace)
 callhome_add_test(NAME inventory_staged SOURCES inventory_staged.cpp LIBS callhome-inventory PkgConfig::SQLITE3 callhome-test-pg)
 callhome_add_pg_variant(inventory_staged)
+callhome_add_test(NAME inventory_writer SOURCES inventory_writer.cpp
+    LIBS callhome-inventory callhome-identity PkgConfig::SQLITE3 callhome-test-pg)
+callhome_add_pg_variant(inventory_writer)
 # inventory_postgres: what is specific to the PostgreSQL backend, on the temporary server (harness/PgServer.h).
 callhome_add_test(NAME inventory_postgres SOURCES inventory_postgres.cpp LIBS callhome-inventory callhome-test-pg)

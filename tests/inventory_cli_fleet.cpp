@@ -90,8 +90,8 @@ struct Fixture : callhome::test::CliInventory {
         for (const auto& d : all) {
             byId[d.id] = &d;
         }
-        cli::Table table({ "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT", "KEY-TYPE", "ADDRESS",
-            "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" });
+        cli::Table table({ "ID", "NAME", "STATE", "CONN", "HELD-BY", "TRANSPORT", "IDENTITY", "FINGERPRINT", "KEY-TYPE",
+            "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" });
         for (const auto& d : all) {
             std::string flags;
             if (d.sameAddressAs) {
@@ -104,9 +104,10 @@ struct Fixture : callhome::test::CliInventory {
             std::string identity = d.transport != Transport::Tls ? ""
                 : d.serial.empty()                               ? "self-signed"
                                                                  : d.manufacturer + "/" + d.serial;
-            table.addRow({ std::to_string(d.id), d.name.value_or(""), inventory::toString(d.state),
-                d.connected ? "yes" : "no", inventory::toString(d.transport), identity, d.fingerprint, d.keyType,
-                d.lastAddress, seen(d.firstSeen), seen(d.lastSeen), std::to_string(d.attempts), flags });
+            table.addRow(
+                { std::to_string(d.id), d.name.value_or(""), inventory::toString(d.state), d.connected ? "yes" : "no",
+                    d.listenerId.value_or(""), inventory::toString(d.transport), identity, d.fingerprint, d.keyType,
+                    d.lastAddress, seen(d.firstSeen), seen(d.lastSeen), std::to_string(d.attempts), flags });
         }
         std::ostringstream out;
         table.print(out);

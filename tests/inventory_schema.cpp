@@ -454,6 +454,8 @@ TEST_CASE("migration 1 -> 2 keeps devices, events, sessions and references")
         REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM retired_identities") == "0");
         REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM events WHERE device_id = 1") == "0");
         REQUIRE(scalar(db.get(), "SELECT same_address_as FROM devices WHERE id = 2") == "<null>");
+        // its capability list (moved into capability_sets by migration 8) went with the only device using it
+        REQUIRE(scalar(db.get(), "SELECT COUNT(*) FROM capability_sets") == "0");
     }
     // the event log is still append-only
     {
@@ -464,6 +466,50 @@ TEST_CASE("migration 1 -> 2 keeps devices, events, sessions and references")
     // TLS devices work on the migrated file, and readers open it
     inv->expect({ { .serial = "SN0001", .manufacturer = "example" } });
     REQUIRE(openSqliteExisting(dir.db())->resolve("SN0001").transport == Transport::Tls);
+}
+
+TEST_CASE("capability lists are stored once and dropped when unused (schema version 8)")
+{
+    ScratchDir dir;
+    auto inv = openSqlite(dir.db());
+    inv->listenerStarted("L1", now());
+    const std::vector<std::string> modelA { "urn:ietf:params:netconf:base:1.1", "urn:example:a?module=a" };
+    const std::vector<std::string> modelB { "urn:ietf:params:netconf:base:1.1", "urn:example:b?module=b" };
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 4; ++i) {
+        const auto fp = "SHA256:capabilitySetDevice" + std::to_string(i);
+        ids.push_back(inv->recordContact(Transport::Ssh, fp, "ssh-ed25519", "192.0.2.1", now()).device.id);
+        inv->approve(ids.back(), "dev-" + std::to_string(i), std::nullopt);
+        inv->sessionOpened(ids.back(), "L1", now(), i % 2 ? modelB : modelA);
+    }
+    auto sets
+        = [&] { return scalar(raw(dir.db(), SQLITE_OPEN_READONLY).get(), "SELECT COUNT(*) FROM capability_sets"); };
+    REQUIRE(sets() == "2");
+    // each device reads its own list, in a listing too (the listing reuses one decoded list per set)
+    std::vector<std::vector<std::string>> listed;
+    inv->forEachDevice({}, [&](const Device& d) { listed.push_back(d.capabilities); });
+    REQUIRE(listed == std::vector<std::vector<std::string>> { modelA, modelB, modelA, modelB });
+    REQUIRE(inv->findById(ids[1])->capabilities == modelB);
+    // the view shows the list as before
+    REQUIRE(scalar(raw(dir.db(), SQLITE_OPEN_READONLY).get(),
+                "SELECT capabilities FROM v_devices WHERE id = " + std::to_string(ids[1]))
+        == R"(["urn:ietf:params:netconf:base:1.1","urn:example:b?module=b"])");
+    // the listing of the table leaves them out
+    inv->forEachDevice({ .withCapabilities = false }, [&](const Device& d) { REQUIRE(d.capabilities.empty()); });
+
+    // both B devices upgrade to C: B is unused and goes, C is new
+    const std::vector<std::string> modelC { "urn:ietf:params:netconf:base:1.1", "urn:example:c?module=c" };
+    inv->sessionOpened(ids[1], "L1", now(), modelC);
+    REQUIRE(sets() == "3"); // ids[3] still has B
+    inv->sessionOpened(ids[3], "L1", now(), modelC);
+    REQUIRE(sets() == "2");
+    REQUIRE(inv->findById(ids[3])->capabilities == modelC);
+    // forgetting the A devices drops A with the last of them
+    inv->forget(ids[0]);
+    REQUIRE(sets() == "2");
+    inv->forget(ids[2]);
+    REQUIRE(sets() == "1");
+    REQUIRE(inv->findById(ids[1])->capabilities == modelC);
 }
 
 TEST_CASE("credentials record: flags, change log and event, never a secret (schema version 7)")

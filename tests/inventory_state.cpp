@@ -487,3 +487,57 @@ TEST_CASE("connected follows live sessions of listeners with a fresh heartbeat")
         REQUIRE(inv->devices().empty());
     }
 }
+
+TEST_CASE("several instances: the holder is the newest live session's listener; a session is a change; endpoints")
+{
+    ScratchDir dir;
+    auto inv = openSqlite(dir.db());
+    auto d = pending(*inv, FpA);
+    inv->approve(d.id, std::string("edge-1"), std::nullopt);
+    inv->listenerStarted("a", now());
+    inv->listenerStarted("b", now());
+    REQUIRE(!inv->findById(d.id)->listenerId);
+
+    auto seq = inv->lastChange();
+    inv->sessionOpened(d.id, "a", now(), {});
+    REQUIRE(inv->findById(d.id)->listenerId == "a");
+    // a session opened is a change of its device: every instance following the change log sees it
+    auto changes = inv->changesAfter(seq, 100);
+    REQUIRE(changes.size() == 1);
+    REQUIRE(changes[0].deviceId == d.id);
+
+    // the device calls b: b's newer session holds it, while a still has its row
+    seq = inv->lastChange();
+    inv->sessionOpened(d.id, "b", now() + 5ms, {});
+    auto held = *inv->findById(d.id);
+    REQUIRE(held.connected);
+    REQUIRE(held.listenerId == "b");
+    REQUIRE(inv->changesAfter(seq, 100).size() == 1);
+    std::vector<std::optional<std::string>> listed;
+    inv->forEachDevice({}, [&](const Device& x) { listed.push_back(x.listenerId); });
+    REQUIRE(listed == std::vector<std::optional<std::string>> { std::string("b") });
+
+    // a closes its stale session: still b; b's heartbeat goes stale: nobody holds it (a's row is gone)
+    inv->sessionClosed(d.id, "a");
+    REQUIRE(inv->findById(d.id)->listenerId == "b");
+    inv->heartbeat("b", now() - HeartbeatWindow - 1s);
+    REQUIRE(!inv->findById(d.id)->listenerId);
+    REQUIRE(!inv->findById(d.id)->connected);
+
+    // control endpoints, for forwarding
+    inv->setControlEndpoint("a", "127.0.0.1:4336");
+    inv->setControlEndpoint("b", "[::1]:4337");
+    auto listeners = inv->listeners();
+    REQUIRE(listeners.size() == 2);
+    REQUIRE(listeners[0].id == "a");
+    REQUIRE(listeners[0].alive);
+    REQUIRE(listeners[0].controlEndpoint == "127.0.0.1:4336");
+    REQUIRE(listeners[1].id == "b");
+    REQUIRE(!listeners[1].alive);
+    REQUIRE(listeners[1].controlEndpoint == "[::1]:4337");
+    inv->setControlEndpoint("a", "");
+    REQUIRE(inv->listeners()[0].controlEndpoint.empty());
+    REQUIRE_THROWS_WITH(inv->setControlEndpoint("c", "127.0.0.1:1"), Catch::Contains("not registered"));
+    inv->listenerStopped("b");
+    REQUIRE(inv->listeners().size() == 1);
+}

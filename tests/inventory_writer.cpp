@@ -4,6 +4,7 @@
 // SQLite connection, as sqlite3 or a script would hold it.
 #include "RawSqlite.h"
 #include "ScratchDir.h"
+#include "TestInventory.h"
 #include "identity/Identity.h"
 #include "identity/IdentityIndex.h"
 #include "inventory/Inventory.h"
@@ -15,8 +16,11 @@ using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
 using callhome::test::exec;
+using callhome::test::openExistingForTest;
+using callhome::test::openForTest;
 using callhome::test::raw;
 using callhome::test::ScratchDir;
+using callhome::test::TestInventory;
 
 namespace {
 std::string fp(int n)
@@ -44,6 +48,17 @@ int64_t count(sqlite3* db, const std::string& sql)
     return n;
 }
 
+/** SQL from "another process" (a script, psql/sqlite3) on the test's inventory, whichever the backend. */
+void otherProcessSql(const TestInventory& dir, const std::string& sql)
+{
+    if (dir.postgres()) {
+        callhome::test::PgServer::shared().execute(dir.database, sql);
+    } else {
+        auto db = raw(dir.db());
+        REQUIRE(exec(db.get(), sql) == "");
+    }
+}
+
 int64_t eventsOf(Inventory& inv, EventKind kind)
 {
     int64_t n = 0;
@@ -54,8 +69,8 @@ int64_t eventsOf(Inventory& inv, EventKind kind)
 
 TEST_CASE("the change log names the devices whose decision-relevant fields changed, whoever wrote them")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     auto a = inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now()).device;
     auto b = inv->recordContact(Transport::Ssh, fp(2), "ssh-ed25519", "192.0.2.2", now()).device;
     CHECK(changedIds(*inv, 0) == std::set<int64_t> { a.id, b.id }); // created
@@ -74,8 +89,7 @@ TEST_CASE("the change log names the devices whose decision-relevant fields chang
     mark = inv->lastChange();
 
     // another process (a script with SQL, callhomectl) goes through the same triggers
-    auto other = raw(dir.db());
-    REQUIRE(exec(other.get(), "UPDATE devices SET state = 'rejected' WHERE id = " + std::to_string(b.id)) == "");
+    otherProcessSql(dir, "UPDATE devices SET state = 'rejected' WHERE id = " + std::to_string(b.id));
     CHECK(changedIds(*inv, mark) == std::set<int64_t> { b.id });
     mark = inv->lastChange();
     inv->forget(b.id);
@@ -88,8 +102,8 @@ TEST_CASE("the change log names the devices whose decision-relevant fields chang
 
 TEST_CASE("the identity index follows the change log and counts pending devices per source")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     for (int n = 1; n <= 5; ++n) {
         inv->recordContact(
             Transport::Ssh, fp(n), "ssh-ed25519", n <= 3 ? "192.0.2.1" : "2001:db8::" + std::to_string(n), now());
@@ -101,7 +115,7 @@ TEST_CASE("the identity index follows the change log and counts pending devices 
     CHECK(index.pendingFrom("192.0.2.1") == 3);
     CHECK(index.pendingFrom("2001:db8::/64") == 2); // IPv6 sources are /64 prefixes
 
-    auto cli = openSqliteExisting(dir.db()); // an operator's callhomectl
+    auto cli = openExistingForTest(dir.db()); // an operator's callhomectl
     auto one = cli->resolve(fp(1));
     cli->approve(one.id, "edge-1", std::nullopt);
     cli->forget(cli->resolve(fp(2)).id);
@@ -116,8 +130,7 @@ TEST_CASE("the identity index follows the change log and counts pending devices 
 
     // a reader that fell behind the pruned log reloads everything
     cli->reject(cli->resolve(fp(3)).id);
-    auto raw1 = raw(dir.db());
-    REQUIRE(exec(raw1.get(), "UPDATE device_changes SET at = 0") == "");
+    otherProcessSql(dir, "UPDATE device_changes SET at = 0");
     cli->rename(one.id, "edge-one");
     inv->pruneChanges(now() - 1min); // deletes every row but the newest, including ones the index has not read
     auto all = index.follow(*inv);
@@ -128,8 +141,8 @@ TEST_CASE("the identity index follows the change log and counts pending devices 
 
 TEST_CASE("writeBatch: one transaction, a failing call undone alone")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     auto d = inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now()).device;
     inv->listenerStarted("L", now());
     int failures = 0;
@@ -154,7 +167,7 @@ TEST_CASE("writeBatch: one transaction, a failing call undone alone")
     CHECK(eventsOf(*inv, EventKind::Pending) == 2);
 }
 
-TEST_CASE("the writer batches records, and keeps them while another process holds the write lock")
+TEST_CASE("the writer batches records, and keeps them while another process holds the write lock", "[sqlite]")
 {
     ScratchDir dir;
     openSqlite(dir.db()); // created and migrated
@@ -209,9 +222,9 @@ TEST_CASE("the writer batches records, and keeps them while another process hold
 
 TEST_CASE("a full writer queue drops and counts, never blocks")
 {
-    ScratchDir dir;
-    openSqlite(dir.db());
-    Writer writer(openSqliteExisting(dir.db()), Writer::Options { .maxQueued = 10 });
+    TestInventory dir;
+    openForTest(dir.db());
+    Writer writer(openExistingForTest(dir.db()), Writer::Options { .maxQueued = 10 });
     // not started: nothing drains the queue
     int accepted = 0;
     for (int i = 0; i < 25; ++i) {
@@ -224,24 +237,26 @@ TEST_CASE("a full writer queue drops and counts, never blocks")
 
 TEST_CASE("event retention deletes only by age, is itself an event, and is the only deletion allowed")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     const auto t = now();
     for (int days : { 100, 95, 30, 1 }) {
         inv->addEvent(
             { .at = t - std::chrono::days(days), .kind = EventKind::Pending, .detail = std::to_string(days) });
     }
     inv->addEvent({ .at = t, .kind = EventKind::Pending, .detail = "now" });
-    auto db = raw(dir.db());
-    // still append-only for everybody else
-    CHECK(exec(db.get(), "DELETE FROM events WHERE detail = 'now'") == "events are append-only");
-    CHECK(exec(db.get(), "DELETE FROM events WHERE detail = '100'") == "events are append-only");
-    CHECK(exec(db.get(), "UPDATE events SET detail = 'x' WHERE detail = '100'") == "events are append-only");
-    // the guard row cannot open recent history
-    CHECK(exec(db.get(),
-              "INSERT INTO event_pruning (cutoff) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 "
-              "AS INTEGER))")
-        == "event retention may only delete events older than one hour");
+    if (!dir.postgres()) { // SQLite's triggers, by raw SQL (PostgreSQL's: inventory_postgres)
+        auto db = raw(dir.db());
+        // still append-only for everybody else
+        CHECK(exec(db.get(), "DELETE FROM events WHERE detail = 'now'") == "events are append-only");
+        CHECK(exec(db.get(), "DELETE FROM events WHERE detail = '100'") == "events are append-only");
+        CHECK(exec(db.get(), "UPDATE events SET detail = 'x' WHERE detail = '100'") == "events are append-only");
+        // the guard row cannot open recent history
+        CHECK(exec(db.get(),
+                  "INSERT INTO event_pruning (cutoff) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 "
+                  "AS INTEGER))")
+            == "event retention may only delete events older than one hour");
+    }
     CHECK_THROWS_AS(inv->pruneEvents(t), DatabaseError);
 
     CHECK(inv->pruneEvents(t - std::chrono::days(90)) == 2);
@@ -256,7 +271,9 @@ TEST_CASE("event retention deletes only by age, is itself an event, and is the o
     });
     CHECK(left == std::vector<std::string> { "30", "1", "now" });
     CHECK(pruned.find("deleted 2 events older than") != std::string::npos);
-    CHECK(count(db.get(), "SELECT COUNT(*) FROM event_pruning") == 0);
+    if (!dir.postgres()) {
+        CHECK(count(raw(dir.db()).get(), "SELECT COUNT(*) FROM event_pruning") == 0);
+    }
     CHECK(inv->pruneEvents(t - std::chrono::days(90)) == 0); // nothing more: no event either
     CHECK(eventsOf(*inv, EventKind::EventsPruned) == 1);
     // by row count: the time of the newest events kept
@@ -266,9 +283,9 @@ TEST_CASE("event retention deletes only by age, is itself an event, and is the o
 
 TEST_CASE("pending caps: 10,000 new keys from one address store the per-source cap, count the rest")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
-    Writer writer(openSqliteExisting(dir.db()));
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
+    Writer writer(openExistingForTest(dir.db()));
     writer.start();
     identity::IdentityIndex index;
     index.load(*inv);
@@ -311,8 +328,8 @@ TEST_CASE("pending caps: 10,000 new keys from one address store the per-source c
 
 TEST_CASE("a listing that does not show capabilities does not read them")
 {
-    ScratchDir dir;
-    auto inv = openSqlite(dir.db());
+    TestInventory dir;
+    auto inv = openForTest(dir.db());
     auto d = inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.1", now()).device;
     inv->listenerStarted("L", now());
     inv->sessionOpened(d.id, "L", now(), { "urn:ietf:params:netconf:base:1.1", "urn:example:x" });

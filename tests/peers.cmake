@@ -7,6 +7,7 @@ target_link_libraries(callhome-test-nc2-device PRIVATE
 
 add_library(callhome-test-harness STATIC
     harness/DevPki.cpp
+    harness/HaProxy.cpp
     harness/HostKey.cpp
     harness/HostilePeer.cpp
     harness/Loopback.cpp

@@ -431,6 +431,34 @@ TEST_CASE("hooks: commands as argv, limits, defaults, live on reload")
     CHECK_THROWS_AS(load(shell.path.string(), {}), ConfigError);
 }
 
+TEST_CASE("control/forward: several instances forward to the holder; needs control/tcp; a restart applies it")
+{
+    auto defaults = load(std::nullopt, {});
+    CHECK(!defaults.control.forward);
+    TempFile f(R"({"callhome-config:callhome": {"control": {
+        "tcp": {"address": "10.0.0.11", "certificate": "/c.pem", "key": "/k.pem", "client-ca": "/ca.pem"},
+        "forward": {"certificate": "/fc.pem", "key": "/fk.pem", "ca": "/fca.pem"}}}})");
+    auto c = load(f.path.string(), {});
+    REQUIRE(c.control.forward);
+    CHECK(c.control.forward->advertise == "10.0.0.11"); // default: control/tcp/address
+    CHECK(c.control.forward->certificate == "/fc.pem");
+    CHECK(c.control.forward->key == "/fk.pem");
+    CHECK(c.control.forward->ca == "/fca.pem");
+    CHECK(restartNeeded(defaults, c) == std::vector<std::string> { "control" });
+    TempFile advertised(R"({"callhome-config:callhome": {"control": {
+        "tcp": {"address": "::", "certificate": "/c.pem", "key": "/k.pem", "client-ca": "/ca.pem"},
+        "forward": {"advertise": "2001:db8::11", "certificate": "/fc.pem", "key": "/fk.pem", "ca": "/fca.pem"}}}})");
+    CHECK(load(advertised.path.string(), {}).control.forward->advertise == "2001:db8::11");
+
+    TempFile noTcp(R"({"callhome-config:callhome": {"control": {
+        "forward": {"certificate": "/fc.pem", "key": "/fk.pem", "ca": "/fca.pem"}}}})");
+    CHECK_THROWS_WITH(load(noTcp.path.string(), {}), Catch::Contains("control/forward needs control/tcp"));
+    TempFile noCa(R"({"callhome-config:callhome": {"control": {
+        "tcp": {"certificate": "/c.pem", "key": "/k.pem", "client-ca": "/ca.pem"},
+        "forward": {"certificate": "/fc.pem", "key": "/fk.pem"}}}})");
+    CHECK_THROWS_WITH(load(noCa.path.string(), {}), Catch::Contains("ca"));
+}
+
 TEST_CASE("a PostgreSQL inventory: URL or libpq string, never with inventory-group, password never in messages")
 {
     TempFile url(R"({"callhome-config:callhome": {"inventory": "postgresql://ch:hunter2@db.example.net/callhome"}})");

@@ -1,5 +1,7 @@
 #include "common/Time.h"
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <ctime>
 
 using namespace callhome;
 
@@ -45,4 +47,28 @@ TEST_CASE("time ranges are checked, never overflow or throw")
     CHECK_FALSE(parseTime("1900-02-29", ref));
     CHECK(parseTime("9999-12-31T23:59:59Z", ref));
     CHECK(parseTime("1970-01-01", ref) == TimePoint(std::chrono::milliseconds(0)));
+}
+
+TEST_CASE("ISO 8601 formatting matches strftime-style formatting across dates")
+{
+    // toIso8601 writes its digits itself (listings format hundreds of thousands of times): compare it with the
+    // snprintf form over leap days, year ends, the epoch and far dates, and negative milliseconds.
+    for (long long ms : { 0LL, 999LL, 1000LL, -1LL, -1001LL, 951782400000LL /* 2000-02-29 */, 1767225599999LL,
+             1767225600000LL, 4102444800123LL, 253402300799999LL /* 9999-12-31T23:59:59.999 */ }) {
+        TimePoint t { std::chrono::milliseconds(ms) };
+        std::time_t secs = static_cast<std::time_t>(ms / 1000);
+        int frac = static_cast<int>(ms % 1000);
+        if (frac < 0) {
+            frac += 1000;
+            --secs;
+        }
+        std::tm tm {};
+        gmtime_r(&secs, &tm);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        INFO(ms);
+        CHECK(toIso8601(t) == buf);
+    }
+    CHECK(toIso8601(TimePoint { std::chrono::milliseconds(951782400007LL) }) == "2000-02-29T00:00:00.007Z");
 }

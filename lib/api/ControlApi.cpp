@@ -1,5 +1,6 @@
 #include "api/ControlApi.h"
 #include "api/Convert.h"
+#include "api/Forwarder.h"
 #include "api/StagedApplier.h"
 #include "cli/Json.h"
 #include "common/Error.h"
@@ -9,6 +10,7 @@
 #include "inventory/CredentialStore.h"
 #include "inventory/Inventory.h"
 #include "inventory/Open.h"
+#include "inventory/Writer.h"
 #include "netconf/Context.h"
 #include "netconf/Message.h"
 #include "netconf/Session.h"
@@ -235,6 +237,20 @@ Tracer tracer(const std::shared_ptr<server::TraceLog>& log, const Request& reque
     r.receivedAt = request.receivedAt;
     r.source = "api";
     r.client = request.peer.describe();
+    if (auto by = request.message[kForwardedByHeader]; !by.empty() && !request.peer.certSubject.empty()) {
+        // Forwarded by another instance, which authenticated with its certificate: it names who asked it, so the
+        // record says both (printable ASCII only, bounded: the header is the other instance's word).
+        auto clean = [](std::string_view text) {
+            std::string out(text.substr(0, 256));
+            for (auto& c : out) {
+                if (c < 0x20 || c > 0x7e) {
+                    c = '?';
+                }
+            }
+            return out;
+        };
+        r.client += " forwarded by instance " + clean(by) + " for " + clean(request.message[kForwardedForHeader]);
+    }
     if (request.peer.uid) {
         r.clientUid = static_cast<int64_t>(*request.peer.uid);
         r.clientUser = request.peer.userName();
@@ -492,6 +508,9 @@ ControlApi::ControlApi(server::Daemon& daemon, const config::ControlSettings& se
         .tcp = settings.tcp };
     m_http = std::make_unique<HttpServer>(
         options, [this](RequestPtr r, ExchangePtr e) { handle(std::move(r), std::move(e)); });
+    if (settings.forward) {
+        m_forwarder = std::make_unique<Forwarder>(m_http->context(), *settings.forward, daemon.config().listenerId);
+    }
 }
 
 ControlApi::~ControlApi()
@@ -532,6 +551,19 @@ void ControlApi::start()
     if (m_settings.tcp) {
         log::get(log::Main)->info("control API on TLS {} port {}", m_settings.tcp->address, tcpPort());
     }
+    // Several instances on one inventory: where the others forward requests for the devices this one holds (empty:
+    // nowhere, also clearing what an earlier run with control/forward recorded).
+    std::string endpoint;
+    if (m_settings.forward && m_settings.tcp) {
+        const auto& host = m_settings.forward->advertise;
+        endpoint = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(tcpPort());
+        log::get(log::Main)->info("control API: other instances forward to {}", endpoint);
+    }
+    m_daemon.writer().post(
+        "recording the control endpoint", [id = m_daemon.config().listenerId, endpoint](inventory::Inventory& inv) {
+            inv.setControlEndpoint(id, endpoint);
+            return std::function<void()> {};
+        });
 }
 
 void ControlApi::stop()
@@ -719,8 +751,8 @@ void ControlApi::onInventory(const ExchangePtr& exchange, std::function<void(inv
     }
 }
 
-void ControlApi::withSession(
-    const RequestPtr&, const ExchangePtr& exchange, const std::string& ref, std::function<void(SessionPtr)> then)
+void ControlApi::withSession(const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref,
+    std::function<void(SessionPtr)> then)
 {
     auto& registry = m_daemon.registry();
     // Fast path, no database: a live session by numeric id or exact name.
@@ -729,9 +761,12 @@ void ControlApi::withSession(
         then(std::move(live));
         return;
     }
-    onInventory(exchange, [this, exchange, then = std::move(then), ref](inventory::Inventory& inv) {
+    onInventory(exchange, [this, request, exchange, then = std::move(then), ref](inventory::Inventory& inv) {
         auto d = inv.resolve(ref);
         auto session = m_daemon.registry().find(d.id);
+        if (!session && forwardToHolder(inv, d, request, exchange)) {
+            return;
+        }
         if (!session) {
             exchange->respond(error(Status::conflict, "not-connected",
                 d.name.value_or(std::to_string(d.id)) + " is not connected (state " + inventory::toString(d.state)
@@ -741,6 +776,27 @@ void ControlApi::withSession(
         }
         net::post(m_http->context(), [then, session]() { then(session); });
     });
+}
+
+bool ControlApi::forwardToHolder(
+    inventory::Inventory& inv, const inventory::Device& d, const RequestPtr& request, const ExchangePtr& exchange)
+{
+    // A forwarded request is never forwarded again: the holder's view may be behind ours, and two instances must
+    // not bounce a request between them.
+    const auto& self = m_daemon.config().listenerId;
+    if (!m_forwarder || !d.listenerId || *d.listenerId == self || !request->message[kForwardedByHeader].empty()) {
+        return false;
+    }
+    for (const auto& l : inv.listeners()) {
+        if (l.id == *d.listenerId && l.alive && !l.controlEndpoint.empty()) {
+            net::post(m_http->context(),
+                [forwarder = m_forwarder.get(), request, exchange, endpoint = l.controlEndpoint, holder = l.id] {
+                    forwarder->forward(request, exchange, endpoint, holder);
+                });
+            return true;
+        }
+    }
+    return false; // the holder records no control endpoint (no control/forward there): not-connected, as before
 }
 
 void ControlApi::devices(const RequestPtr& request, const ExchangePtr& exchange)

@@ -23,6 +23,7 @@ struct LiveSession;
 
 namespace callhome::api {
 class StagedApplier;
+class Forwarder;
 /**
  * callhomed's control API (lib/api/README.md is the contract): the inventory's devices and operator actions, the
  * held sessions, RPCs, data and edits through them, notification and event streams, metrics. Requests to devices
@@ -59,6 +60,12 @@ private:
     /** Runs `work` on the inventory thread; its exceptions become error responses. */
     void onInventory(const ExchangePtr& exchange, std::function<void(inventory::Inventory&)> work);
     /** Finds the live session of `ref` (fast path in memory; else resolved in the inventory), then `then`. */
+    /**
+     * Several instances: when `d` is held by another live instance that records a control endpoint and the request
+     * was not forwarded already, forwards it there (on the HTTP threads) and returns true.
+     */
+    bool forwardToHolder(
+        inventory::Inventory& inv, const inventory::Device& d, const RequestPtr& request, const ExchangePtr& exchange);
     void withSession(const RequestPtr& request, const ExchangePtr& exchange, const std::string& ref,
         std::function<void(SessionPtr)> then);
     void devices(const RequestPtr& request, const ExchangePtr& exchange);
@@ -92,6 +99,8 @@ private:
     std::shared_ptr<server::TraceLog> m_trace; ///< shared with the answers in flight
     std::unique_ptr<StagedApplier> m_staged; ///< applies the staged configuration (StagedApplier.h)
     std::unique_ptr<HttpServer> m_http;
+    /// control/forward: requests for devices another instance holds go there (Forwarder.h); null without it
+    std::unique_ptr<Forwarder> m_forwarder;
     /** Streams open; shared with the streams themselves, which may outlive this object in queued handlers. */
     std::shared_ptr<std::atomic<size_t>> m_streams = std::make_shared<std::atomic<size_t>>(0);
 

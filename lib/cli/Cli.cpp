@@ -29,6 +29,7 @@
 #include <set>
 #include <sstream>
 #include <unistd.h>
+#include <unordered_map>
 
 namespace callhome::cli {
 namespace {
@@ -149,11 +150,26 @@ void appendJsonString(std::string& out, const std::string& text)
     out.push_back('"');
 }
 
-/** The last capability list a listing wrote, as it wrote it: most devices of a fleet repeat their neighbour's. */
+/**
+ * The capability lists a listing wrote, as it wrote them: by the inventory's capability set id (a fleet has a few
+ * lists, one per model and software release), else the last one (a device repeating its neighbour's).
+ */
 struct CapabilitiesJson {
+    static constexpr std::size_t MaxSets = 1024; ///< beyond that, forgotten and written again: bounded memory
+    std::unordered_map<int64_t, std::string> bySet;
     std::vector<std::string> capabilities;
     std::string text;
     bool valid = false;
+
+    /** How `d`'s list was written before, if it was. */
+    const std::string* find(const Device& d) const
+    {
+        if (d.capabilitySet) {
+            auto it = bySet.find(d.capabilitySet);
+            return it == bySet.end() ? nullptr : &it->second;
+        }
+        return valid && capabilities == d.capabilities ? &text : nullptr;
+    }
 };
 
 /**
@@ -193,8 +209,8 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
     key("capabilities");
     if (d.capabilities.empty()) {
         out += "[]";
-    } else if (last && last->valid && last->capabilities == d.capabilities) {
-        out += last->text;
+    } else if (const std::string* written = last ? last->find(d) : nullptr) {
+        out += *written;
     } else {
         const auto start = out.size();
         out.push_back('[');
@@ -203,7 +219,12 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
             appendJsonString(out, d.capabilities[i]);
         }
         out += field + "]";
-        if (last) {
+        if (last && d.capabilitySet) {
+            if (last->bySet.size() >= CapabilitiesJson::MaxSets) {
+                last->bySet.clear();
+            }
+            last->bySet.emplace(d.capabilitySet, out.substr(start));
+        } else if (last) {
             last->capabilities = d.capabilities;
             last->text = out.substr(start);
             last->valid = true;
@@ -222,6 +243,7 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
     text("key_type", d.keyType);
     text("last_address", d.lastAddress);
     time("last_seen", d.attempts > 0 ? std::optional(d.lastSeen) : std::nullopt);
+    optionalText("listener_id", d.listenerId);
     text("manufacturer", d.manufacturer);
     optionalText("name", d.name);
     key("password_fallback");
@@ -240,8 +262,9 @@ void appendDeviceJson(std::string& out, const Device& d, const std::string& inde
 
 /**
  * Writes {"KEY": [ITEM, ...]} item by item, byte for byte as dump(2) of the whole document would, so a listing of
- * any size needs the memory of one item. Nothing is written before the first item or finish(): a listing that
- * fails before its first row leaves the output empty.
+ * any size needs the memory of one chunk. Items are gathered into chunks of about ChunkBytes, each written at once:
+ * a write per item was most of the system time of listing 100,000 devices. Nothing is written before the first
+ * chunk is full or finish(): a listing that fails early leaves the output empty.
  */
 class JsonListWriter {
 public:
@@ -251,41 +274,51 @@ public:
     { }
     void add(const nlohmann::json& item)
     {
-        // The item indented by 4 more spaces, built whole and written once: one write per item, not per line.
-        std::string text = separator();
+        // The item indented by 4 more spaces (a newline inside a string is "\n" in JSON: every raw one is a line break)
+        separator();
         for (char c : dumpJson(item)) {
-            text.push_back(c);
+            m_chunk.push_back(c);
             if (c == '\n') {
-                text.append(4, ' '); // a newline inside a string is "\n" in JSON: every raw one is a line break
+                m_chunk.append(4, ' ');
             }
         }
-        m_out << text;
+        flushFull();
     }
     void add(const Device& d)
     {
-        std::string text = separator();
-        appendDeviceJson(text, d, "    ", &m_lastCapabilities);
-        m_out << text;
+        separator();
+        appendDeviceJson(m_chunk, d, "    ", &m_lastCapabilities);
+        flushFull();
     }
     void finish()
     {
-        m_out << (m_count == 0 ? "{\n  " + dumpJson(m_key) + ": []\n}\n" : std::string("\n  ]\n}\n")) << std::flush;
+        m_chunk += m_count == 0 ? "{\n  " + dumpJson(m_key) + ": []\n}\n" : std::string("\n  ]\n}\n");
+        m_out.write(m_chunk.data(), static_cast<std::streamsize>(m_chunk.size()));
+        m_chunk.clear();
+        m_out << std::flush;
     }
 
 private:
-    std::string separator()
+    static constexpr std::size_t ChunkBytes = 256 * 1024;
+
+    void separator() { m_chunk += m_count++ == 0 ? "{\n  " + dumpJson(m_key) + ": [\n    " : std::string(",\n    "); }
+    void flushFull()
     {
-        return m_count++ == 0 ? "{\n  " + dumpJson(m_key) + ": [\n    " : std::string(",\n    ");
+        if (m_chunk.size() >= ChunkBytes) {
+            m_out.write(m_chunk.data(), static_cast<std::streamsize>(m_chunk.size()));
+            m_chunk.clear();
+        }
     }
 
     std::ostream& m_out;
     std::string m_key;
     std::size_t m_count = 0;
+    std::string m_chunk;
     CapabilitiesJson m_lastCapabilities;
 };
 
-const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "TRANSPORT", "IDENTITY", "FINGERPRINT",
-    "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
+const std::vector<std::string> DeviceColumns { "ID", "NAME", "STATE", "CONN", "HELD-BY", "TRANSPORT", "IDENTITY",
+    "FINGERPRINT", "KEY-TYPE", "ADDRESS", "FIRST-SEEN", "LAST-SEEN", "ATTEMPTS", "FLAGS" };
 const std::vector<std::string> TraceColumns { "RECEIVED", "CLIENT", "TRACE-ID", "DEVICE", "CONN", "MESSAGE-ID",
     "OPERATION", "DATASTORE", "OUTCOME", "ERROR", "MS" };
 const std::vector<std::string> EventColumns { "TIME", "KIND", "DEVICE", "CONN", "ADDRESS", "FINGERPRINT", "DETAIL" };
@@ -323,8 +356,8 @@ std::vector<std::string> deviceRow(const Device& d)
         flags = "same-address-as:" + d.sameAddressAsName.value_or("#" + std::to_string(*d.sameAddressAs));
     }
     return { std::to_string(d.id), d.name.value_or(""), inventory::toString(d.state), d.connected ? "yes" : "no",
-        inventory::toString(d.transport), identity(d), d.fingerprint, d.keyType, d.lastAddress,
-        seenOrEmpty(d, d.firstSeen), seenOrEmpty(d, d.lastSeen), std::to_string(d.attempts), flags };
+        d.listenerId.value_or(""), inventory::toString(d.transport), identity(d), d.fingerprint, d.keyType,
+        d.lastAddress, seenOrEmpty(d, d.firstSeen), seenOrEmpty(d, d.lastSeen), std::to_string(d.attempts), flags };
 }
 
 std::vector<std::string> eventRow(const inventory::Event& e)
@@ -546,6 +579,7 @@ public:
                 { "Decided by", d.decidedBy },
                 { "Connection", d.connected ? "connected" : "disconnected" },
                 { "Session start", isoOrEmpty(d.sessionStart) },
+                { "Held by", d.listenerId ? "instance " + *d.listenerId : std::string {} },
                 { "Capabilities", d.capabilities.empty() ? "(none)" : std::to_string(d.capabilities.size()) },
             });
         for (const auto& [key, value] : fields) {

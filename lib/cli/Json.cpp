@@ -36,6 +36,7 @@ nlohmann::json toJson(const inventory::Device& d)
         { "decided_by", d.decidedBy },
         { "connected", d.connected },
         { "session_start", orNull(d.sessionStart, toIso8601) },
+        { "listener_id", orNull(d.listenerId) },
         { "capabilities", d.capabilities },
         { "manufacturer", d.manufacturer },
         { "serial", d.serial },

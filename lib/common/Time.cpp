@@ -20,10 +20,28 @@ std::string toIso8601(TimePoint t)
     }
     std::tm tm {};
     gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-        tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-    return buf;
+    const int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        return buf;
+    }
+    // What the snprintf above writes, digit by digit: listings format hundreds of thousands of times.
+    std::string out = "0000-00-00T00:00:00.000Z";
+    auto digits = [&](std::size_t end, int value, int width) {
+        for (int i = 0; i < width; ++i, value /= 10) {
+            out[end - i] = static_cast<char>('0' + value % 10);
+        }
+    };
+    digits(3, year, 4);
+    digits(6, tm.tm_mon + 1, 2);
+    digits(9, tm.tm_mday, 2);
+    digits(12, tm.tm_hour, 2);
+    digits(15, tm.tm_min, 2);
+    digits(18, tm.tm_sec, 2);
+    digits(22, frac, 3);
+    return out;
 }
 
 namespace {

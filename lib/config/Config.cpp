@@ -297,6 +297,15 @@ Config load(const std::optional<std::string>& file, const Overrides& overrides)
             t.clientCa = leaf(tcp, "client-ca").value_or("");
             k.tcp = t;
         }
+        if (lyd_node* fwd = nullptr;
+            lyd_find_path(tree.get(), "/callhome-config:callhome/control/forward", 0, &fwd) == LY_SUCCESS) {
+            ControlSettings::Forward f;
+            f.advertise = leaf(fwd, "advertise").value_or(k.tcp ? k.tcp->address : std::string {});
+            f.certificate = leaf(fwd, "certificate").value_or("");
+            f.key = leaf(fwd, "key").value_or("");
+            f.ca = leaf(fwd, "ca").value_or("");
+            k.forward = f;
+        }
     }
 
     {

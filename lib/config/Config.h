@@ -91,6 +91,15 @@ struct ControlSettings {
         bool operator==(const Tcp&) const = default;
     };
     std::optional<Tcp> tcp;
+    /** control/forward: requests for a device another instance holds go to that instance (mutual TLS). */
+    struct Forward {
+        std::string advertise; ///< resolved: explicit or tcp->address; the port is the one control/tcp bound
+        std::string certificate;
+        std::string key;
+        std::string ca;
+        bool operator==(const Forward&) const = default;
+    };
+    std::optional<Forward> forward;
     bool operator==(const ControlSettings&) const = default;
 };
 

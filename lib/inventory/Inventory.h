@@ -82,6 +82,14 @@ public:
     virtual void lockListener(const std::string& listenerId) = 0;
     /** Clean shutdown: removes the listener and its sessions. */
     virtual void listenerStopped(const std::string& listenerId) = 0;
+    // --- several instances on one inventory (schemas/sql/0009-instances.sql) ---
+    /**
+     * Records where this listener's control API can be reached by the other instances ("HOST:PORT", empty: nowhere),
+     * after listenerStarted(). A heartbeat keeps it.
+     */
+    virtual void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) = 0;
+    /** Every registered listener, ordered by id, with whether its heartbeat is fresh. */
+    virtual std::vector<ListenerInfo> listeners() = 0;
     /** A NETCONF session is up: stores the hello capabilities and marks the device connected via this listener. */
     virtual void sessionOpened(
         int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)

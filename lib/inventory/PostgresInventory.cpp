@@ -1094,6 +1094,39 @@ void PostgresInventory::listenerStopped(const std::string& listenerId)
     tx.commit();
 }
 
+void PostgresInventory::setControlEndpoint(const std::string& listenerId, const std::string& endpoint)
+{
+    Guard lock(*this);
+    const std::string purpose = "recording the control endpoint of listener " + listenerId;
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE listeners SET control_endpoint = ?2 WHERE id = ?1", purpose)
+        .bind(1, listenerId)
+        .bind(2, endpoint)
+        .run();
+    if (m_db.changes() == 0) {
+        throw DatabaseError(fmt::format("{}: listener {} is not registered", purpose, listenerId));
+    }
+    tx.commit();
+}
+
+std::vector<ListenerInfo> PostgresInventory::listeners()
+{
+    Guard lock(*this);
+    auto stmt = m_db.prepare("SELECT id, started_at, heartbeat_at, CASE WHEN heartbeat_at >= ?1 THEN 1 ELSE 0 END, "
+                             "control_endpoint FROM listeners ORDER BY id",
+        "listing listeners");
+    stmt.bind(1, toMs(now() - HeartbeatWindow));
+    std::vector<ListenerInfo> out;
+    while (stmt.step()) {
+        out.push_back({ .id = stmt.text(0),
+            .startedAt = fromMs(stmt.integer(1)),
+            .heartbeatAt = fromMs(stmt.integer(2)),
+            .alive = stmt.integer(3) != 0,
+            .controlEndpoint = stmt.text(4) });
+    }
+    return out;
+}
+
 void PostgresInventory::sessionOpened(
     int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)
 {

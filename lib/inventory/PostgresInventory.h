@@ -89,6 +89,8 @@ public:
      * process holds it: a second callhomed with the same listener id on this inventory.
      */
     void lockListener(const std::string& listenerId) override;
+    void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) override;
+    std::vector<ListenerInfo> listeners() override;
 
     /** Number of migrations this build carries (schemas/pgsql), i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();

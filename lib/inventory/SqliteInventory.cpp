@@ -11,11 +11,13 @@
 #include <fmt/ranges.h>
 #include <grp.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sqlite3.h>
 #include <string_view>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unordered_map>
 #include <utility>
 
 namespace callhome::inventory::embedded {
@@ -198,75 +200,123 @@ std::vector<std::string> decodeCapabilities(std::string_view text, int64_t devic
 }
 
 // ?1 is always the oldest heartbeat that still counts as alive; the WHERE clause binds ?2 and ?3; ?9 = 0 leaves the
-// capabilities out (unbound: NULL, they are read).
+// capabilities out (unbound: NULL, they are read). Column 24 is the capability set's id (NULL: none yet),
+// 25 the listener holding the newest live session.
 constexpr const char* DeviceSelect = R"(
 SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user, d.last_address, d.first_seen,
        d.last_seen, d.attempts, d.same_address_as, d.decided_at, d.decided_by,
-       CASE WHEN ?9 IS NULL OR ?9 THEN d.capabilities ELSE '[]' END,
+       CASE WHEN ?9 IS NULL OR ?9 THEN (SELECT c.capabilities FROM capability_sets c WHERE c.id = d.capability_set) END,
        (SELECT MAX(s.started_at) FROM sessions s JOIN listeners l ON l.id = s.listener_id
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
        d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
        (SELECT o.name FROM devices o WHERE o.id = d.same_address_as),
-       d.password_set, d.key_set, d.password_fallback
+       d.password_set, d.key_set, d.password_fallback, d.capability_set,
+       (SELECT s.listener_id FROM sessions s JOIN listeners l ON l.id = s.listener_id
+        WHERE s.device_id = d.id AND l.heartbeat_at >= ?1 ORDER BY s.started_at DESC, s.listener_id DESC LIMIT 1)
 FROM devices d
 )";
 
 /**
- * Decodes the capability lists of a listing, reusing the previous row's when a row repeats it byte for byte: a
+ * The capability lists of one listing, decoded once per capability set (schemas/sql/0008-capability-sets.sql): a
  * fleet has few distinct lists (one per model and software release), and decoding JSON was most of the cost of
- * listing 100,000 devices with their capabilities.
+ * listing 100,000 devices with their capabilities. Fills one Device's list, which the listing reuses row after row.
  */
 class CapabilityDecoder {
 public:
-    const std::vector<std::string>& decode(std::string_view text, int64_t deviceId)
+    /** Makes `out` (always the same list) set `setId`'s, whose stored text is column `column` of `s`. */
+    void fill(std::vector<std::string>& out, const sqlite::Statement& s, int column, int64_t setId, int64_t deviceId)
     {
-        if (!m_valid || text != m_text) {
-            m_capabilities = decodeCapabilities(text, deviceId);
-            m_text = text;
-            m_valid = true;
+        if (m_held == setId) {
+            return; // `out` has it from the previous row
         }
-        return m_capabilities;
+        auto it = m_decoded.find(setId);
+        if (it == m_decoded.end()) {
+            if (m_decoded.size() >= MaxSets) {
+                m_decoded.clear(); // an inventory of mostly distinct lists: bounded memory, decoded again
+            }
+            it = m_decoded.emplace(setId, decodeCapabilities(s.textView(column), deviceId)).first;
+        }
+        out = it->second;
+        m_held = setId;
     }
+    /** `out` was changed by someone else (cleared): the next fill() must assign. */
+    void forget() { m_held.reset(); }
 
 private:
-    bool m_valid = false;
-    std::string m_text;
-    std::vector<std::string> m_capabilities;
+    static constexpr std::size_t MaxSets = 1024;
+    std::unordered_map<int64_t, std::vector<std::string>> m_decoded;
+    std::optional<int64_t> m_held;
 };
 
-Device readDevice(const sqlite::Statement& s, CapabilityDecoder* decoder = nullptr)
+/** `out` = column `column` (NULL: nullopt), reusing `out`'s buffer when it has one. */
+void assignOptional(std::optional<std::string>& out, const sqlite::Statement& s, int column)
 {
-    Device d;
+    if (s.isNull(column)) {
+        out.reset();
+    } else if (out) {
+        out->assign(s.textView(column));
+    } else {
+        out.emplace(s.textView(column));
+    }
+}
+
+/**
+ * Fills `d` from a DeviceSelect row. `d` may be the previous row's (a listing reuses one Device): every field is
+ * assigned, and with `decoder` the capabilities are left as they are when the row has the previous row's set.
+ */
+void readDeviceInto(Device& d, const sqlite::Statement& s, CapabilityDecoder* decoder = nullptr)
+{
     d.id = s.integer(0);
-    d.name = s.optionalText(1);
-    d.state = deviceStateFromString(s.text(2));
-    d.transport = transportFromString(s.text(3));
-    d.fingerprint = s.text(4); // NULL (pre-provisioned, never called) reads as ""
-    d.keyType = s.text(5);
-    d.sshUser = s.optionalText(6);
-    d.lastAddress = s.text(7);
+    assignOptional(d.name, s, 1);
+    d.state = deviceStateFromString(std::string(s.textView(2)));
+    d.transport = transportFromString(std::string(s.textView(3)));
+    d.fingerprint.assign(s.textView(4)); // NULL (pre-provisioned, never called) reads as ""
+    d.keyType.assign(s.textView(5));
+    assignOptional(d.sshUser, s, 6);
+    d.lastAddress.assign(s.textView(7));
     // NULL until the first call home (attempts == 0): reads as the epoch, never shown as such.
     d.firstSeen = fromMs(s.integer(8));
     d.lastSeen = fromMs(s.integer(9));
     d.attempts = s.integer(10);
     d.sameAddressAs = s.optionalInteger(11);
+    d.decidedAt.reset();
     if (auto decided = s.optionalInteger(12)) {
         d.decidedAt = fromMs(*decided);
     }
-    d.decidedBy = s.text(13);
-    d.capabilities = decoder ? decoder->decode(s.textView(14), d.id) : decodeCapabilities(s.textView(14), d.id);
+    d.decidedBy.assign(s.textView(13));
+    const auto setId = s.optionalInteger(24);
+    d.capabilitySet = setId && !s.isNull(14) ? *setId : 0;
+    if (!setId || s.isNull(14)) { // no session yet, or the listing leaves the capabilities out
+        d.capabilities.clear();
+        if (decoder) {
+            decoder->forget();
+        }
+    } else if (decoder) {
+        decoder->fill(d.capabilities, s, 14, *setId, d.id);
+    } else {
+        d.capabilities = decodeCapabilities(s.textView(14), d.id);
+    }
+    d.connected = false;
+    d.sessionStart.reset();
     if (auto start = s.optionalInteger(15)) {
         d.connected = true;
         d.sessionStart = fromMs(*start);
     }
-    d.manufacturer = s.text(16);
-    d.serial = s.text(17);
-    d.certSubject = s.text(18);
-    d.certIssuer = s.text(19);
-    d.sameAddressAsName = s.optionalText(20);
+    d.manufacturer.assign(s.textView(16));
+    d.serial.assign(s.textView(17));
+    d.certSubject.assign(s.textView(18));
+    d.certIssuer.assign(s.textView(19));
+    assignOptional(d.sameAddressAsName, s, 20);
     d.passwordSet = s.integer(21) != 0;
     d.keySet = s.integer(22) != 0;
     d.passwordFallback = s.integer(23) != 0;
+    assignOptional(d.listenerId, s, 25); // the instance holding the newest live session, as v_devices.listener_id
+}
+
+Device readDevice(const sqlite::Statement& s)
+{
+    Device d;
+    readDeviceInto(d, s);
     return d;
 }
 
@@ -995,18 +1045,84 @@ void SqliteInventory::listenerStopped(const std::string& listenerId)
     tx.commit();
 }
 
+int64_t SqliteInventory::storeCapabilitySet(const std::string& json, const std::string& purpose)
+{
+    m_db.prepare(
+            "INSERT INTO capability_sets (capabilities) VALUES (?1) ON CONFLICT (capabilities) DO NOTHING", purpose)
+        .bind(1, json)
+        .run();
+    auto stmt = m_db.prepare("SELECT id FROM capability_sets WHERE capabilities = ?1", purpose);
+    if (!stmt.bind(1, json).step()) {
+        throw DatabaseError(fmt::format("{}: the capability set just stored is missing", purpose));
+    }
+    return stmt.integer(0);
+}
+
+void SqliteInventory::dropUnusedCapabilitySet(std::optional<int64_t> set, const std::string& purpose)
+{
+    if (set) {
+        m_db.prepare("DELETE FROM capability_sets WHERE id = ?1 "
+                     "AND NOT EXISTS (SELECT 1 FROM devices WHERE capability_set = ?1)",
+                purpose)
+            .bind(1, *set)
+            .run();
+    }
+}
+
+void SqliteInventory::setControlEndpoint(const std::string& listenerId, const std::string& endpoint)
+{
+    std::lock_guard lock(m_mutex);
+    const std::string purpose = "recording the control endpoint of listener " + listenerId;
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE listeners SET control_endpoint = ?2 WHERE id = ?1", purpose)
+        .bind(1, listenerId)
+        .bind(2, endpoint)
+        .run();
+    if (m_db.changes() == 0) {
+        throw DatabaseError(fmt::format("{}: listener {} is not registered", purpose, listenerId));
+    }
+    tx.commit();
+}
+
+std::vector<ListenerInfo> SqliteInventory::listeners()
+{
+    std::lock_guard lock(m_mutex);
+    auto stmt = m_db.prepare(
+        "SELECT id, started_at, heartbeat_at, heartbeat_at >= ?1, control_endpoint FROM listeners ORDER BY id",
+        "listing listeners");
+    stmt.bind(1, toMs(now() - HeartbeatWindow));
+    std::vector<ListenerInfo> out;
+    while (stmt.step()) {
+        out.push_back({ .id = stmt.text(0),
+            .startedAt = fromMs(stmt.integer(1)),
+            .heartbeatAt = fromMs(stmt.integer(2)),
+            .alive = stmt.integer(3) != 0,
+            .controlEndpoint = stmt.text(4) });
+    }
+    return out;
+}
+
 void SqliteInventory::sessionOpened(
     int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)
 {
     std::lock_guard lock(m_mutex);
     const std::string purpose = fmt::format("recording the session of device {}", deviceId);
     WriteTransaction tx(*this, Sync::Normal, purpose);
-    m_db.prepare("UPDATE devices SET capabilities = ?1 WHERE id = ?2", purpose)
-        .bind(1, encodeCapabilities(escapedAll(capabilities)))
-        .bind(2, deviceId)
-        .run();
-    if (m_db.changes() == 0) {
-        throw NotFound(fmt::format("{}: no device with id {}", purpose, deviceId));
+    std::optional<int64_t> previousSet;
+    {
+        auto stmt = m_db.prepare("SELECT capability_set FROM devices WHERE id = ?1", purpose);
+        if (!stmt.bind(1, deviceId).step()) {
+            throw NotFound(fmt::format("{}: no device with id {}", purpose, deviceId));
+        }
+        previousSet = stmt.optionalInteger(0);
+    }
+    const auto set = storeCapabilitySet(encodeCapabilities(escapedAll(capabilities)), purpose);
+    if (set != previousSet) {
+        m_db.prepare("UPDATE devices SET capability_set = ?1 WHERE id = ?2", purpose)
+            .bind(1, set)
+            .bind(2, deviceId)
+            .run();
+        dropUnusedCapabilitySet(previousSet, purpose);
     }
     {
         auto stmt = m_db.prepare("SELECT 1 FROM listeners WHERE id = ?1", purpose);
@@ -1168,8 +1284,10 @@ void SqliteInventory::forEachDevice(const DeviceFilter& filter, const std::funct
     auto stmt = m_db.prepare(FilteredDeviceSelect, "listing devices");
     bindDeviceFilter(stmt, filter);
     CapabilityDecoder decoder;
+    Device d; // one for the whole listing: its strings' buffers are reused, its capabilities copied once per set
     while (stmt.step()) {
-        fn(readDevice(stmt, &decoder));
+        readDeviceInto(d, stmt, &decoder);
+        fn(d);
     }
 }
 
@@ -1514,7 +1632,16 @@ void SqliteInventory::forgetLocked(const Device& d)
 {
     // Sessions and retired identities go with the device (ON DELETE CASCADE); events keep their text and get
     // device_id NULL (ON DELETE SET NULL, the one change the append-only trigger allows).
-    m_db.prepare("DELETE FROM devices WHERE id = ?1", "forgetting a device").bind(1, d.id).run();
+    const std::string purpose = "forgetting a device";
+    std::optional<int64_t> set;
+    {
+        auto stmt = m_db.prepare("SELECT capability_set FROM devices WHERE id = ?1", purpose);
+        if (stmt.bind(1, d.id).step()) {
+            set = stmt.optionalInteger(0);
+        }
+    }
+    m_db.prepare("DELETE FROM devices WHERE id = ?1", purpose).bind(1, d.id).run();
+    dropUnusedCapabilitySet(set, purpose);
     appendEvent({ .at = now(),
         .kind = EventKind::Forgotten,
         .deviceId = std::nullopt,

@@ -31,6 +31,8 @@ public:
     void listenerStarted(const std::string& listenerId, TimePoint at) override;
     void heartbeat(const std::string& listenerId, TimePoint at) override;
     void listenerStopped(const std::string& listenerId) override;
+    void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) override;
+    std::vector<ListenerInfo> listeners() override;
     void lockListener(const std::string& listenerId) override;
     void sessionOpened(int64_t deviceId, const std::string& listenerId, TimePoint start,
         const std::vector<std::string>& capabilities) override;
@@ -103,6 +105,10 @@ private:
     std::optional<int64_t> knownDeviceAt(const std::string& address, const std::string& purpose);
     void ensureNameFree(const std::string& name, int64_t exceptId);
     void appendEvent(const Event& event);
+    /** The id of the capability set with this JSON text, stored now if it is new (schema version 8). */
+    int64_t storeCapabilitySet(const std::string& json, const std::string& purpose);
+    /** Deletes capability set `set` when no device refers to it any more. */
+    void dropUnusedCapabilitySet(std::optional<int64_t> set, const std::string& purpose);
     /** The work of approve() etc. inside the caller's lock and transaction (shared with decideAll). */
     Device approveLocked(const Device& d, const std::optional<std::string>& name,
         const std::optional<std::string>& sshUser, TimePoint at);

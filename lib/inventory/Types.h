@@ -40,7 +40,11 @@ struct Device {
     // live status, computed from the sessions of listeners that are alive (heartbeat not stale)
     bool connected = false;
     std::optional<TimePoint> sessionStart;
+    /// the instance (listener id) holding that session: with several instances on one inventory, which one
+    std::optional<std::string> listenerId;
     std::vector<std::string> capabilities; ///< from the device's last <hello>
+    /// the inventory's id of that list (0: none, or not known): within one listing, equal ids mean equal lists
+    int64_t capabilitySet = 0;
     // TLS identity (empty for SSH devices)
     std::string manufacturer; ///< trust-store manufacturer name whose anchor verified the chain; empty when pinned
     std::string serial; ///< IEEE 802.1AR serial number read from the certificate
@@ -268,5 +272,13 @@ struct StagedResult {
     std::string errorMessage;
     std::string detail;
     std::string address; ///< the session's peer, for the event
+};
+/** One listener instance on the inventory (several callhomed may share one): Inventory::listeners(). */
+struct ListenerInfo {
+    std::string id; ///< config listener-id
+    TimePoint startedAt;
+    TimePoint heartbeatAt;
+    bool alive = false; ///< its heartbeat is within the staleness window: its sessions count as held
+    std::string controlEndpoint; ///< "HOST:PORT" of its control API for the other instances; empty: none
 };
 } // namespace callhome::inventory

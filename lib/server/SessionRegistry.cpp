@@ -246,6 +246,11 @@ void SessionRegistry::followChanges()
     for (const auto& [deviceId, device] : m_index.follow(m_inventory)) {
         if (auto live = find(deviceId)) {
             enforce(*live, device);
+            // Several instances on one inventory: the device's newest live session is another instance's (it called
+            // that one, e.g. through a load balancer, while ours may be a dead connection not noticed yet).
+            if (device && device->listenerId && *device->listenerId != m_options.listenerId) {
+                live->close("taken over by instance " + *device->listenerId + " (the device called it)");
+            }
         }
     }
 }
