@@ -31,6 +31,5 @@ callhome_add_pg_variant(inventory_staged)
 callhome_add_test(NAME inventory_writer SOURCES inventory_writer.cpp
     LIBS callhome-inventory callhome-identity PkgConfig::SQLITE3 callhome-test-pg)
 callhome_add_pg_variant(inventory_writer)
-# inventory_postgres: a real PostgreSQL server in a temp dir (initdb + postgres, as user postgres when root).
-pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
-callhome_add_test(NAME inventory_postgres SOURCES inventory_postgres.cpp LIBS callhome-inventory PkgConfig::LIBPQ)
+# inventory_postgres: what is specific to the PostgreSQL backend, on the temporary server (harness/PgServer.h).
+callhome_add_test(NAME inventory_postgres SOURCES inventory_postgres.cpp LIBS callhome-inventory callhome-test-pg)

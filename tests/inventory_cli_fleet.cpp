@@ -221,8 +221,7 @@ TEST_CASE_METHOD(Fixture, "devices and events: filters and paging")
     REQUIRE(next["events"][1]["id"] == all[2]["id"]);
 }
 
-// [pg-slow]: left out of inventory_cli_fleet_pg while PostgresInventory::expectAll takes ~40 s for these rows.
-TEST_CASE_METHOD(Fixture, "import --csv: 10,000 devices in one transaction", "[pg-slow]")
+TEST_CASE_METHOD(Fixture, "import --csv: 10,000 devices in one transaction")
 {
     const auto csv = (dir.path / "fleet.csv").string();
     {

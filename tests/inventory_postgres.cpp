@@ -1,97 +1,39 @@
 // What is specific to the PostgreSQL inventory (schemas/pgsql, PostgresInventory): migrating an empty database,
 // refusing foreign and newer ones, two instances migrating at once, NOTIFY reaching another connection's
 // changeCounter(), the listener-id advisory lock, the append-only rules, capability sets, secrets kept out of
-// messages. Against a real PostgreSQL server started in a temp dir (as user postgres when run as root).
-#include "ScratchDir.h"
+// messages. Against the real temporary PostgreSQL server of harness/PgServer.h.
+#include "harness/PgServer.h"
 #include "inventory/Inventory.h"
 #include "inventory/Open.h"
 #include "inventory/PostgresInventory.h"
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <cerrno>
 #include <chrono>
-#include <csignal>
-#include <fcntl.h>
-#include <filesystem>
 #include <libpq-fe.h>
 #include <memory>
-#include <pwd.h>
 #include <string>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 using namespace callhome;
 using namespace callhome::inventory;
 using namespace std::chrono_literals;
-using callhome::test::ScratchDir;
 
 namespace {
 const std::string FpA = "SHA256:abcdEFGHijklMNOPqrstUVWXyz0123456789+/AbCdE";
 const std::string FpB = "SHA256:abcdXYZ1ijklMNOPqrstUVWXyz0123456789+/AbCdE";
 
-const std::string PgBin = "/usr/lib/postgresql/15/bin/";
-
-/**
- * A throwaway PostgreSQL server: initdb in a temp dir, postgres on a UNIX socket there (no TCP), stopped by its PID
- * (SIGQUIT: immediate shutdown) when the test program ends. As root, initdb and postgres run as user postgres.
- */
-class TempServer {
+/** The test process's PostgreSQL server (harness/PgServer.h), with the few helpers these cases need. */
+class TestServer {
 public:
-    TempServer()
-    {
-        if (::geteuid() == 0) {
-            auto* pw = ::getpwnam("postgres");
-            REQUIRE(pw);
-            m_uid = pw->pw_uid;
-            m_gid = pw->pw_gid;
-            REQUIRE(::chown(m_dir.path.c_str(), m_uid, m_gid) == 0);
-        }
-        const auto data = (m_dir.path / "data").string();
-        auto initdb = spawn({ PgBin + "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-            "--locale=C.UTF-8" });
-        int status = 0;
-        REQUIRE(::waitpid(initdb, &status, 0) == initdb);
-        REQUIRE(WIFEXITED(status));
-        REQUIRE(WEXITSTATUS(status) == 0);
-        m_pid = spawn({ PgBin + "postgres", "-D", data, "-k", m_dir.path.string(), "-c", "listen_addresses=", "-c",
-            "fsync=off" });
-        const auto deadline = std::chrono::steady_clock::now() + 30s;
-        while (PQping(conninfo("postgres").c_str()) != PQPING_OK) {
-            int st = 0;
-            REQUIRE(::waitpid(m_pid, &st, WNOHANG) == 0); // still running
-            REQUIRE(std::chrono::steady_clock::now() < deadline);
-            std::this_thread::sleep_for(20ms); // polling the server's readiness, with a deadline
-        }
-    }
-    ~TempServer()
-    {
-        ::kill(m_pid, SIGQUIT);
-        int status = 0;
-        ::waitpid(m_pid, &status, 0);
-    }
-    TempServer(const TempServer&) = delete;
-    TempServer& operator=(const TempServer&) = delete;
-
-    std::string conninfo(const std::string& db) const
-    {
-        return "host=" + m_dir.path.string() + " user=postgres dbname=" + db;
-    }
     /** A new, empty database; returns its connection string. */
-    std::string createDatabase()
-    {
-        auto name = "callhome" + std::to_string(++m_databases);
-        sql("postgres", "CREATE DATABASE " + name);
-        return conninfo(name);
-    }
-    const std::filesystem::path& dir() const { return m_dir.path; }
+    std::string createDatabase() { return pg().createDatabase(); }
+    const std::string& socketDir() const { return pg().socketDir(); }
 
-    /** Runs `statement` in `db` (a name or connection string); returns the error message, empty on success. */
+    /** Runs `statement` in the database of connection string `db`; returns the error message, empty on success. */
     std::string sql(const std::string& db, const std::string& statement) const
     {
-        auto* conn = PQconnectdb(db.find('=') == std::string::npos ? conninfo(db).c_str() : db.c_str());
+        auto* conn = PQconnectdb(db.c_str());
         REQUIRE(PQstatus(conn) == CONNECTION_OK);
         auto* res = PQexec(conn, statement.c_str());
         auto st = PQresultStatus(res);
@@ -112,41 +54,13 @@ public:
     }
 
 private:
-    pid_t spawn(std::vector<std::string> argv)
-    {
-        pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            if (m_uid != 0 && (::setgid(m_gid) != 0 || ::setuid(m_uid) != 0)) {
-                ::_exit(126);
-            }
-            // the server's log goes to a file in the temp dir (read it when a test fails)
-            int log = ::open(m_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            std::vector<char*> args;
-            for (auto& a : argv) {
-                args.push_back(a.data());
-            }
-            args.push_back(nullptr);
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-        return pid;
-    }
-
-    ScratchDir m_dir;
-    std::string m_log = (m_dir.path / "server.log").string();
-    uid_t m_uid = 0;
-    gid_t m_gid = 0;
-    pid_t m_pid = -1;
-    int m_databases = 0;
+    static callhome::test::PgServer& pg() { return callhome::test::PgServer::shared(); }
     mutable std::string m_lastValue;
 };
 
-TempServer& server()
+TestServer& server()
 {
-    static TempServer s;
+    static TestServer s;
     return s;
 }
 
@@ -264,7 +178,9 @@ TEST_CASE("another connection's decision reaches changeCounter() within a second
     auto d = daemon->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", now()).device;
     const auto seq = daemon->lastChange();
     auto c0 = daemon->changeCounter();
-    // nothing changed elsewhere: the counter stays
+    // nothing changed elsewhere: the counter stays; a rolled-back write notifies nobody
+    REQUIRE(daemon->changeCounter() == c0);
+    REQUIRE_FALSE(operatorSide->unblockSource("203.0.113.1", "operator"));
     REQUIRE(daemon->changeCounter() == c0);
 
     const auto start = std::chrono::steady_clock::now();
@@ -276,9 +192,10 @@ TEST_CASE("another connection's decision reaches changeCounter() within a second
     REQUIRE(changes.front().deviceId == d.id);
 
     // blocked sources and staged edits are followed too
+    // a commit that returned before the call is counted by that very call (as SQLite's data_version), not later
     auto c1 = daemon->changeCounter();
     operatorSide->blockSource("192.0.2.9", now(), now() + 1h, "test", 5);
-    REQUIRE(eventually([&] { return daemon->changeCounter() != c1; }, 1s));
+    REQUIRE(daemon->changeCounter() != c1);
     auto c2 = daemon->changeCounter();
     REQUIRE(operatorSide->unblockSource("192.0.2.9", "operator"));
     REQUIRE(eventually([&] { return daemon->changeCounter() != c2; }, 1s));
@@ -342,7 +259,7 @@ TEST_CASE("events and trace records are append-only; retention may delete old on
 
 TEST_CASE("a password in the connection string stays out of messages")
 {
-    const auto socketDir = server().dir().string();
+    const auto socketDir = server().socketDir();
     const std::string url = "postgresql://postgres:s3cr3t-pw@/no_such_db?host=" + socketDir;
     try {
         openInventory(url, OpenMode::ExistingOnly);
@@ -415,4 +332,31 @@ TEST_CASE("listings stream in pages: every device and event once, in order; name
     REQUIRE(newest.back().id == events.back().id);
     REQUIRE(inv->decideAll({ .nameGlob = "core-*" }, { .action = BulkDecision::Action::Revoke }) == 1'250);
     REQUIRE(inv->events({ .afterId = events.back().id }).size() == 1'250);
+}
+
+TEST_CASE("a dropped connection (server restart, pg_terminate_backend) is opened again by the next call")
+{
+    auto spec = server().createDatabase();
+    auto inv = openInventory(spec, OpenMode::CreateAndMigrate);
+    auto d = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", now()).device;
+    const std::string others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    REQUIRE(server().value(spec, "SELECT COUNT(*) " + others) == "2"); // the inventory's and its LISTEN connection
+    REQUIRE(server().sql(spec, "SELECT pg_terminate_backend(pid) " + others).empty());
+    REQUIRE(eventually([&] { return server().value(spec, "SELECT COUNT(*) " + others) == "0"; }, 5s));
+
+    // the call that finds the connection gone fails with a clear error, and nothing half-done; the next one works
+    try {
+        inv->approve(d.id, "edge-1", std::nullopt);
+        FAIL("approved on a dropped connection");
+    } catch (const DatabaseError& e) {
+        REQUIRE_THAT(e.what(), Catch::Contains("approving a device"));
+    }
+    REQUIRE(inv->findById(d.id)->state == DeviceState::Pending);
+    REQUIRE(inv->approve(d.id, "edge-1", std::nullopt).state == DeviceState::Approved);
+    // change following resumes too
+    auto c0 = inv->changeCounter();
+    auto other = openInventory(spec, OpenMode::ExistingOnly);
+    other->rename(d.id, "edge-2");
+    REQUIRE(eventually([&] { return inv->changeCounter() != c0; }, 1s));
+    REQUIRE(inv->findById(d.id)->name == "edge-2");
 }

@@ -33,8 +33,9 @@ struct Contact {
 
 /**
  * The device inventory: devices, their identities and state, live sessions, and an append-only event log.
- * SQLite is the embedded implementation; the interface keeps SQL dialect out of callers so that a shared
- * PostgreSQL inventory can be added for several listeners. All methods are thread-safe.
+ * SQLite (SqliteInventory) is the embedded implementation, PostgreSQL (PostgresInventory) the shared one for several
+ * listeners; openInventory() (inventory/Open.h) picks one, and the interface keeps SQL dialect out of callers. All
+ * methods are thread-safe.
  */
 class Inventory {
 public:

@@ -143,8 +143,25 @@ void Statement::execute()
     for (const auto& v : m_values) {
         values.push_back(v ? v->c_str() : nullptr);
     }
-    m_result.reset(PQexecParams(m_conn.handle(), m_sql.c_str(), static_cast<int>(values.size()), m_types.data(),
-        values.data(), nullptr, nullptr, 0));
+    // Prepared once per connection and parameter types (as SQLite's statement cache does): parsing and planning
+    // were most of the cost of a call's small statements.
+    std::string key = m_sql;
+    key.push_back('\0');
+    for (auto t : m_types) {
+        key += std::to_string(t) + ",";
+    }
+    auto found = m_conn.m_prepared.find(key);
+    if (found == m_conn.m_prepared.end()) {
+        auto name = "callhome_" + std::to_string(m_conn.m_prepared.size() + 1);
+        ResultPtr prepared(
+            PQprepare(m_conn.handle(), name.c_str(), m_sql.c_str(), static_cast<int>(m_types.size()), m_types.data()));
+        if (!prepared || PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+            fail(m_conn.handle(), prepared.get(), m_purpose);
+        }
+        found = m_conn.m_prepared.emplace(std::move(key), std::move(name)).first;
+    }
+    m_result.reset(PQexecPrepared(
+        m_conn.handle(), found->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0));
     auto status = m_result ? PQresultStatus(m_result.get()) : PGRES_FATAL_ERROR;
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
         fail(m_conn.handle(), m_result.get(), m_purpose);
@@ -236,6 +253,15 @@ Connection::Connection(const std::string& conninfo, std::string label)
     // Notices (e.g. "relation already exists, skipping") are not for callhome's logs.
     PQsetNoticeProcessor(
         m_conn.get(), [](void*, const char*) {}, nullptr);
+}
+
+void Connection::reset()
+{
+    m_prepared.clear();
+    PQreset(m_conn.get());
+    if (PQstatus(m_conn.get()) != CONNECTION_OK) {
+        throw DatabaseError("cannot connect to inventory " + m_label + ": " + trimmed(PQerrorMessage(m_conn.get())));
+    }
 }
 
 void Connection::exec(const std::string& sql, const std::string& purpose)

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,7 +30,8 @@ class Connection;
  * backends read alike; they are sent as $1, $2, …. Integers go as int8, text as text, NULL as a parameter of
  * unknown type (the server infers it from its use: write `?3::bigint IS NULL` where nothing else would tell it);
  * a parameter never bound is NULL text.
- * The whole result is fetched on the first step().
+ * The whole result is fetched on the first step(). Each statement is prepared once per connection (PQprepare) and
+ * executed by name afterwards.
  */
 class Statement {
 public:
@@ -90,6 +92,8 @@ public:
     bool tryExec(const std::string& sql) noexcept;
     /** Runs a statement whose single result is an integer. */
     int64_t queryInteger(const std::string& sql, const std::string& purpose);
+    /** Connects again (PQreset, blocking) after the server dropped the connection; forgets prepared statements. */
+    void reset();
     /** Rows changed by the last statement run with Statement::run()/step() on this connection. */
     int64_t changes() const noexcept { return m_changes; }
 
@@ -98,6 +102,8 @@ private:
     ConnPtr m_conn;
     std::string m_label;
     int64_t m_changes = 0;
+    /// statements prepared on this connection: SQL and parameter types → server-side name
+    std::map<std::string, std::string> m_prepared;
 };
 
 /** Throws DatabaseError "<purpose>: <server message>" for a failed result (or connection). */

@@ -439,6 +439,41 @@ private:
     bool m_done = false;
 };
 
+/**
+ * The inventory's lock, taken by every public method. The outermost one (not inside another method or a batch)
+ * first connects again when the server dropped the connection (a restart, an administrator's
+ * pg_terminate_backend): the call then works instead of failing forever. Never inside a transaction, where going
+ * on with a new connection would split it.
+ */
+class PostgresInventory::Guard {
+public:
+    explicit Guard(PostgresInventory& inventory)
+        : m_inventory(inventory)
+        , m_lock(inventory.m_mutex)
+    {
+        if (m_inventory.m_lockDepth++ == 0 && !m_inventory.m_inBatch) {
+            m_inventory.reconnectIfBroken();
+        }
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    ~Guard() { --m_inventory.m_lockDepth; }
+
+private:
+    PostgresInventory& m_inventory;
+    std::lock_guard<std::recursive_mutex> m_lock;
+};
+
+void PostgresInventory::reconnectIfBroken()
+{
+    if (PQstatus(m_db.handle()) == CONNECTION_OK) {
+        return;
+    }
+    log::get(log::Inventory)->warn("inventory {}: connection lost; connecting again", m_label);
+    m_db.reset();
+    configure(m_db);
+}
+
 int64_t PostgresInventory::knownSchemaVersion()
 {
     return static_cast<int64_t>(embedded::pgMigrations.size());
@@ -553,7 +588,7 @@ void PostgresInventory::migrate()
 
 void PostgresInventory::lockListener(const std::string& listenerId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     auto conn = std::make_unique<pg::Connection>(m_conninfo, m_label);
     configure(*conn);
     // The holder's application_name says which process it is ("callhome (pid 4242)").
@@ -594,10 +629,32 @@ void PostgresInventory::drainNotifications()
         }
         return;
     }
+    if (takeNotifications()) {
+        return;
+    }
+    // Nothing on the socket yet. A commit that another connection finished before this call has queued its
+    // notification already, but the server delivers it to a listening session asynchronously (moments later): one
+    // round trip on the listening connection makes it deliver what is queued, so that such a commit is always
+    // counted by the call after it, as SQLite's data_version is. (The poll stays one trivial statement, never a
+    // read of a table.)
+    pg::ResultPtr sync(PQexec(m_listen->handle(), ""));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_EMPTY_QUERY) {
+        ++m_notifications;
+        m_listen.reset(); // connected again on the next call
+        return;
+    }
+    takeNotifications();
+}
+
+bool PostgresInventory::takeNotifications()
+{
+    bool any = false;
     while (PGnotify* n = PQnotifies(m_listen->handle())) {
         ++m_notifications;
+        any = true;
         PQfreemem(n);
     }
+    return any;
 }
 
 std::vector<Device> PostgresInventory::queryDevices(const std::string& where, const std::optional<int64_t>& id,
@@ -723,7 +780,7 @@ void PostgresInventory::appendEvent(const Event& event)
 Contact PostgresInventory::recordContact(Transport transport, const std::string& fingerprint,
     const std::string& keyType, const std::string& address, TimePoint at)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "recording a contact from " + fingerprint;
     WriteTransaction tx(*this, Sync::Normal, purpose);
     Contact contact;
@@ -771,7 +828,7 @@ Contact PostgresInventory::recordTlsContact(const TlsIdentity& presented, const 
     identity.subject = escapeControl(presented.subject);
     identity.issuer = escapeControl(presented.issuer);
     identity.serial = escapeControl(presented.serial);
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const bool bySerial = !identity.serial.empty();
     const std::string purpose = "recording a TLS contact from "
         + (bySerial ? identity.manufacturer + "/" + identity.serial : identity.fingerprint);
@@ -918,7 +975,7 @@ std::pair<Device, bool> PostgresInventory::expectSsh(const ExpectedDevice& e, st
 
 ExpectResult PostgresInventory::expectAll(const std::vector<ExpectedDevice>& devices)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "pre-provisioning devices";
     WriteTransaction tx(*this, Sync::Full, purpose);
     const auto at = now();
@@ -998,7 +1055,7 @@ ExpectResult PostgresInventory::expectAll(const std::vector<ExpectedDevice>& dev
 
 void PostgresInventory::listenerStarted(const std::string& listenerId, TimePoint at)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "registering listener " + listenerId;
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare(
@@ -1015,7 +1072,7 @@ void PostgresInventory::listenerStarted(const std::string& listenerId, TimePoint
 
 void PostgresInventory::heartbeat(const std::string& listenerId, TimePoint at)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "recording the heartbeat of listener " + listenerId;
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("INSERT INTO listeners (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) "
@@ -1029,7 +1086,7 @@ void PostgresInventory::heartbeat(const std::string& listenerId, TimePoint at)
 
 void PostgresInventory::listenerStopped(const std::string& listenerId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "unregistering listener " + listenerId;
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("DELETE FROM sessions WHERE listener_id = ?1", purpose).bind(1, listenerId).run();
@@ -1037,10 +1094,43 @@ void PostgresInventory::listenerStopped(const std::string& listenerId)
     tx.commit();
 }
 
+void PostgresInventory::setControlEndpoint(const std::string& listenerId, const std::string& endpoint)
+{
+    Guard lock(*this);
+    const std::string purpose = "recording the control endpoint of listener " + listenerId;
+    WriteTransaction tx(*this, Sync::Normal, purpose);
+    m_db.prepare("UPDATE listeners SET control_endpoint = ?2 WHERE id = ?1", purpose)
+        .bind(1, listenerId)
+        .bind(2, endpoint)
+        .run();
+    if (m_db.changes() == 0) {
+        throw DatabaseError(fmt::format("{}: listener {} is not registered", purpose, listenerId));
+    }
+    tx.commit();
+}
+
+std::vector<ListenerInfo> PostgresInventory::listeners()
+{
+    Guard lock(*this);
+    auto stmt = m_db.prepare("SELECT id, started_at, heartbeat_at, CASE WHEN heartbeat_at >= ?1 THEN 1 ELSE 0 END, "
+                             "control_endpoint FROM listeners ORDER BY id",
+        "listing listeners");
+    stmt.bind(1, toMs(now() - HeartbeatWindow));
+    std::vector<ListenerInfo> out;
+    while (stmt.step()) {
+        out.push_back({ .id = stmt.text(0),
+            .startedAt = fromMs(stmt.integer(1)),
+            .heartbeatAt = fromMs(stmt.integer(2)),
+            .alive = stmt.integer(3) != 0,
+            .controlEndpoint = stmt.text(4) });
+    }
+    return out;
+}
+
 void PostgresInventory::sessionOpened(
     int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = fmt::format("recording the session of device {}", deviceId);
     WriteTransaction tx(*this, Sync::Normal, purpose);
     // Each distinct list is stored once (capability_sets), found by its md5: a fleet has few lists, each kilobytes.
@@ -1076,7 +1166,7 @@ void PostgresInventory::sessionOpened(
 
 void PostgresInventory::sessionClosed(int64_t deviceId, const std::string& listenerId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = fmt::format("closing the session of device {}", deviceId);
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("DELETE FROM sessions WHERE device_id = ?1 AND listener_id = ?2", purpose)
@@ -1088,7 +1178,7 @@ void PostgresInventory::sessionClosed(int64_t deviceId, const std::string& liste
 
 void PostgresInventory::addEvent(const Event& event)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Normal, "appending an event");
     appendEvent(event);
     tx.commit();
@@ -1096,7 +1186,7 @@ void PostgresInventory::addEvent(const Event& event)
 
 uint64_t PostgresInventory::changeCounter()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // Other connections' changes to devices, blocked sources and staged edits arrive as notifications on
     // callhome_changes (the schema's triggers send them at commit); our own commits are counted by WriteTransaction.
     // Reading them is non-blocking: what the socket has, nothing more.
@@ -1106,7 +1196,7 @@ uint64_t PostgresInventory::changeCounter()
 
 void PostgresInventory::writeBatch(const std::function<void()>& ops)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     if (m_inBatch) {
         ops(); // already inside a batch on this thread: its transaction
         return;
@@ -1126,7 +1216,7 @@ void PostgresInventory::writeBatch(const std::function<void()>& ops)
 
 std::vector<DeviceChange> PostgresInventory::changesAfter(int64_t seq, int64_t limit)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     std::vector<DeviceChange> out;
     auto stmt = m_db.prepare(
         "SELECT seq, device_id FROM device_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2", "reading the change log");
@@ -1139,19 +1229,19 @@ std::vector<DeviceChange> PostgresInventory::changesAfter(int64_t seq, int64_t l
 
 int64_t PostgresInventory::lastChange()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     return m_db.queryInteger("SELECT COALESCE(MAX(seq), 0) FROM device_changes", "reading the change log");
 }
 
 int64_t PostgresInventory::firstChange()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     return m_db.queryInteger("SELECT COALESCE(MIN(seq), 0) FROM device_changes", "reading the change log");
 }
 
 void PostgresInventory::pruneChanges(TimePoint before)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "pruning the change log";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     // The newest row stays, so that a reader can tell the log continues from where it was (firstChange()).
@@ -1163,7 +1253,7 @@ void PostgresInventory::pruneChanges(TimePoint before)
 
 int64_t PostgresInventory::pruneEvents(TimePoint before)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "pruning old events";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     // The schema's delete trigger allows exactly this: events older than a cut-off present in event_pruning, which
@@ -1184,7 +1274,7 @@ int64_t PostgresInventory::pruneEvents(TimePoint before)
 
 std::optional<TimePoint> PostgresInventory::eventTimeKeeping(int64_t keep)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     auto stmt = m_db.prepare(
         "SELECT at FROM events ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?1", "reading the event log's size");
     if (!stmt.bind(1, std::max<int64_t>(keep, 0)).step()) {
@@ -1195,14 +1285,14 @@ std::optional<TimePoint> PostgresInventory::eventTimeKeeping(int64_t keep)
 
 std::optional<Device> PostgresInventory::findByFingerprint(const std::string& fingerprint)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     auto found = queryDevices("WHERE d.fingerprint = ?3", std::nullopt, fingerprint, "looking up a fingerprint");
     return found.empty() ? std::nullopt : std::optional<Device>(std::move(found.front()));
 }
 
 std::optional<Device> PostgresInventory::findById(int64_t id)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     return deviceById(id);
 }
 
@@ -1215,7 +1305,7 @@ std::vector<Device> PostgresInventory::devices()
 
 void PostgresInventory::forEachDevice(const DeviceFilter& filter, const std::function<void(const Device&)>& fn)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // libpq holds a whole result in memory: the listing reads pages of ListingPage devices by id (the filter's own
     // afterId/limit paging), so that its memory stays constant whatever the number of devices. Each page is its
     // own snapshot: a device changed meanwhile shows as it is when its page is read.
@@ -1243,7 +1333,7 @@ void PostgresInventory::forEachDevice(const DeviceFilter& filter, const std::fun
 
 Device PostgresInventory::resolve(const std::string& reference)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     if (reference.empty()) {
         throw NotFound("no device matches an empty reference");
     }
@@ -1344,7 +1434,7 @@ std::vector<Event> PostgresInventory::events(const EventFilter& filter)
 
 void PostgresInventory::forEachEvent(const EventFilter& filter, const std::function<void(const Event&)>& fn)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // Three shapes, each reading only the rows it returns (by the time index, or the device index when one device is
     // asked): everything in time order; the newest N, selected newest first then put back in order (N rows of memory,
     // N being what the caller asked for); or a page after an id, in id order (the order of recording), so that paging
@@ -1417,7 +1507,7 @@ void PostgresInventory::forEachEvent(const EventFilter& filter, const std::funct
 
 std::vector<std::string> PostgresInventory::checkIntegrity()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // PostgreSQL keeps its pages consistent itself (and enforces the foreign keys): what is left to check cheaply is
     // what the schema cannot state, each query reading an index or a small table.
     std::vector<std::string> problems;
@@ -1441,7 +1531,7 @@ std::vector<std::string> PostgresInventory::checkIntegrity()
 Device PostgresInventory::approve(
     int64_t deviceId, const std::optional<std::string>& name, const std::optional<std::string>& sshUser)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "approving a device");
     auto result = approveLocked(requireDevice(deviceId), name, sshUser, now());
     tx.commit();
@@ -1494,7 +1584,7 @@ Device PostgresInventory::setCredentials(int64_t deviceId, const CredentialsUpda
             throw UsageError(problem);
         }
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "changing a device's credentials");
     const auto d = requireDevice(deviceId);
     auto flag = [](const std::optional<bool>& v) -> std::optional<int64_t> {
@@ -1558,7 +1648,7 @@ Device PostgresInventory::setStateByOperator(
 
 Device PostgresInventory::reject(int64_t deviceId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "rejecting a device");
     auto result = rejectLocked(requireDevice(deviceId));
     tx.commit();
@@ -1579,7 +1669,7 @@ Device PostgresInventory::rejectLocked(const Device& d)
 
 Device PostgresInventory::revoke(int64_t deviceId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "revoking a device");
     auto result = revokeLocked(requireDevice(deviceId));
     tx.commit();
@@ -1603,7 +1693,7 @@ Device PostgresInventory::revokeLocked(const Device& d)
 
 void PostgresInventory::forget(int64_t deviceId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "forgetting a device");
     forgetLocked(requireDevice(deviceId));
     tx.commit();
@@ -1658,7 +1748,7 @@ int64_t PostgresInventory::decideAll(const DeviceFilter& filter, const BulkDecis
             }
         }
     };
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     if (decision.dryRun) {
         collect();
         return static_cast<int64_t>(ids.size());
@@ -1700,7 +1790,7 @@ int64_t PostgresInventory::decideAll(const DeviceFilter& filter, const BulkDecis
 
 Device PostgresInventory::rename(int64_t deviceId, const std::string& newName)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, "renaming a device");
     auto d = requireDevice(deviceId);
     validateName(newName);
@@ -1725,7 +1815,7 @@ Device PostgresInventory::rename(int64_t deviceId, const std::string& newName)
 
 Device PostgresInventory::rekey(int64_t deviceId, int64_t pendingId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "re-keying a device";
     WriteTransaction tx(*this, Sync::Full, purpose);
     if (deviceId == pendingId) {
@@ -1797,7 +1887,7 @@ void PostgresInventory::blockSource(
         throw UsageError(fmt::format(
             "blocking {}: the block would end ({}) before it starts ({})", source, toIso8601(until), toIso8601(since)));
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "blocking source " + source;
     WriteTransaction tx(*this, Sync::Normal, purpose);
     // Ended blocks are of no use to anyone: dropping them here keeps the table as small as the current blocks.
@@ -1821,7 +1911,7 @@ void PostgresInventory::blockSource(
 
 std::vector<BlockedSource> PostgresInventory::blockedSources(TimePoint at)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     auto stmt = m_db.prepare(
         "SELECT source, since, until, reason, failures FROM blocked_sources WHERE until > ?1 ORDER BY source",
         "listing blocked sources");
@@ -1839,7 +1929,7 @@ std::vector<BlockedSource> PostgresInventory::blockedSources(TimePoint at)
 
 bool PostgresInventory::unblockSource(const std::string& source, const std::string& decidedBy)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "unblocking source " + source;
     WriteTransaction tx(*this, Sync::Full, purpose);
     const auto at = now();
@@ -1872,7 +1962,7 @@ void PostgresInventory::setActor(const std::string& actor)
     if (auto problem = identityProblem("the operator's identity", actor); !problem.empty()) {
         throw UsageError(problem);
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     m_actor = actor;
 }
 
@@ -1881,7 +1971,7 @@ void PostgresInventory::addTrace(const std::vector<TraceRecord>& records)
     if (records.empty()) {
         return;
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "appending trace records";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     const std::string insert
@@ -1924,7 +2014,7 @@ void PostgresInventory::addTrace(const std::vector<TraceRecord>& records)
 
 void PostgresInventory::forEachTrace(const TraceFilter& filter, const std::function<void(const TraceRecord&)>& fn)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // As forEachEvent: in id order (the order of recording), or the newest N put back in order.
     constexpr const char* columns
         = "SELECT id, received_at, answered_at, duration_ms, source, client, client_uid, client_user, client_pid, "
@@ -1989,7 +2079,7 @@ void PostgresInventory::forEachTrace(const TraceFilter& filter, const std::funct
 
 int64_t PostgresInventory::pruneTrace(TimePoint olderThan)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "pruning trace records";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     // The delete trigger lets rows older than trace_prune.before go, and only while this transaction holds the row.
@@ -2081,7 +2171,7 @@ StagedEdit PostgresInventory::stage(int64_t deviceId, const StagedRequest& r)
         throw UsageError(
             fmt::format("a staged edit is limited to {} bytes ({} given)", MaxStagedBytes, r.content.size()));
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "staging an edit";
     WriteTransaction tx(*this, Sync::Full, purpose);
     auto d = requireDevice(deviceId);
@@ -2113,7 +2203,7 @@ StagedEdit PostgresInventory::stage(int64_t deviceId, const StagedRequest& r)
 
 std::vector<StagedEdit> PostgresInventory::stagedEdits(std::optional<int64_t> deviceId, bool withDropped)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     std::string where = "WHERE (?1 IS NULL OR s.device_id = ?1)";
     if (!withDropped) {
         where += " AND s.state <> 'dropped'";
@@ -2129,7 +2219,7 @@ std::vector<StagedEdit> PostgresInventory::stagedEdits(std::optional<int64_t> de
 
 StagedEdit PostgresInventory::stagedEdit(int64_t id)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     return requireStaged(id);
 }
 
@@ -2159,7 +2249,7 @@ StagedEdit PostgresInventory::retryStaged(int64_t id)
 StagedEdit PostgresInventory::moveStaged(int64_t id, StagedState to, EventKind kind, const std::string& purpose,
     const std::function<std::string(const StagedEdit&)>& check)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     WriteTransaction tx(*this, Sync::Full, purpose);
     auto e = requireStaged(id);
     const auto detail = check(e);
@@ -2178,7 +2268,7 @@ StagedEdit PostgresInventory::moveStaged(int64_t id, StagedState to, EventKind k
 
 std::vector<int64_t> PostgresInventory::devicesWithStaged()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     // The first open item of each device decides: a failed (or applying) one holds the queue behind it.
     auto stmt = m_db.prepare("SELECT s.device_id FROM staged s WHERE s.state = 'queued' AND NOT EXISTS (SELECT 1 "
                              "FROM staged o WHERE o.device_id = s.device_id AND o.id < s.id AND o.state IN "
@@ -2193,7 +2283,7 @@ std::vector<int64_t> PostgresInventory::devicesWithStaged()
 
 std::optional<StagedEdit> PostgresInventory::nextStaged(int64_t deviceId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     auto list = queryStaged("WHERE s.device_id = ?1 AND s.state IN ('queued', 'applying', 'failed')", deviceId,
         "reading a device's staged edits");
     if (list.empty()) {
@@ -2204,7 +2294,7 @@ std::optional<StagedEdit> PostgresInventory::nextStaged(int64_t deviceId)
 
 bool PostgresInventory::markStagedApplying(int64_t id, const std::string& connectionId)
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "marking a staged edit applying";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("UPDATE staged SET state = 'applying', attempts = attempts + 1, connection_id = ?2, message_id = '', "
@@ -2224,7 +2314,7 @@ void PostgresInventory::finishStaged(int64_t id, const StagedResult& r)
     if (r.state != StagedState::Applied && r.state != StagedState::Failed && r.state != StagedState::Queued) {
         throw UsageError("a staged edit's attempt ends applied, failed or queued, not " + toString(r.state));
     }
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "recording a staged edit's result";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     auto found = queryStaged("WHERE s.id = ?1", id, purpose);
@@ -2263,7 +2353,7 @@ void PostgresInventory::finishStaged(int64_t id, const StagedResult& r)
 
 int64_t PostgresInventory::requeueApplying()
 {
-    std::lock_guard lock(m_mutex);
+    Guard lock(*this);
     const std::string purpose = "re-queueing staged edits left applying";
     WriteTransaction tx(*this, Sync::Normal, purpose);
     m_db.prepare("UPDATE staged SET state = 'queued', updated_at = ?1, detail = 'callhomed stopped before the reply; "

@@ -12,7 +12,8 @@ namespace callhome::inventory {
  * several callhomed instances sharing one inventory. One connection serialized by a recursive mutex; every write
  * transaction takes the inventory's write lock (an advisory transaction lock) first, so writers are serialized as
  * SQLite's are and the change log commits in order. A second connection LISTENs on channel callhome_changes, so
- * that changeCounter() moves within moments of any other connection's change to a device.
+ * that changeCounter() moves for any other connection's committed change to a device, a blocked source or a staged
+ * edit (schemas/pgsql/README.md).
  */
 class PostgresInventory : public Inventory {
 public:
@@ -88,17 +89,23 @@ public:
      * process holds it: a second callhomed with the same listener id on this inventory.
      */
     void lockListener(const std::string& listenerId) override;
+    void setControlEndpoint(const std::string& listenerId, const std::string& endpoint) override;
+    std::vector<ListenerInfo> listeners() override;
 
     /** Number of migrations this build carries (schemas/pgsql), i.e. the schema version it creates. */
     static int64_t knownSchemaVersion();
 
 private:
     class WriteTransaction;
+    class Guard;
+    void reconnectIfBroken();
     enum class Sync { Normal, Full };
 
     void checkSchema(Mode mode);
     void migrate();
     void drainNotifications();
+    /** Counts the notifications libpq has read on m_listen; true when there was any. */
+    bool takeNotifications();
     std::vector<Device> queryDevices(const std::string& where, const std::optional<int64_t>& id,
         const std::optional<std::string>& text, const std::string& purpose);
     std::optional<Device> deviceById(int64_t id);
@@ -135,6 +142,7 @@ private:
     uint64_t m_ownCommits = 0;
     uint64_t m_notifications = 0;
     bool m_inBatch = false;
+    int m_lockDepth = 0; ///< Guards held (recursively) by this thread; guarded by m_mutex
     std::string m_actor = "operator";
 };
 
