@@ -12,6 +12,7 @@
 #include <memory>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <tuple>
 
 namespace fs = std::filesystem;
 using namespace callhome;
@@ -510,6 +511,55 @@ TEST_CASE("capability lists are stored once and dropped when unused (schema vers
     inv->forget(ids[2]);
     REQUIRE(sets() == "1");
     REQUIRE(inv->findById(ids[1])->capabilities == modelC);
+}
+
+TEST_CASE("long listings and short pages read the same live sessions")
+{
+    // A listing longer than a short page joins the live sessions in once; a short page looks each device up: both
+    // must give the same connected flag, session start and holder (the newest live session; ties by listener id).
+    ScratchDir dir;
+    auto inv = openSqlite(dir.db());
+    inv->listenerStarted("L1", now());
+    inv->listenerStarted("L2", now());
+    inv->listenerStarted("dead", now() - std::chrono::minutes(5));
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 6; ++i) {
+        const auto fp = "SHA256:listingFormsDevice" + std::to_string(i);
+        ids.push_back(inv->recordContact(Transport::Ssh, fp, "ssh-ed25519", "192.0.2.1", now()).device.id);
+        inv->approve(ids.back(), "dev-" + std::to_string(i), std::nullopt);
+    }
+    const auto t0 = now() - std::chrono::seconds(10);
+    inv->sessionOpened(ids[0], "L1", t0, {});
+    inv->sessionOpened(ids[1], "L1", t0, {});
+    inv->sessionOpened(ids[1], "L2", t0 + std::chrono::seconds(1), {}); // newer: L2 holds it
+    inv->sessionOpened(ids[2], "L1", t0, {});
+    inv->sessionOpened(ids[2], "L2", t0, {}); // a tie: the greater listener id, as v_devices
+    inv->sessionOpened(ids[3], "dead", t0, {}); // its listener's heartbeat is stale: not connected
+    inv->heartbeat("dead", now() - std::chrono::minutes(5));
+    using Row = std::tuple<int64_t, bool, std::optional<TimePoint>, std::optional<std::string>>;
+    auto list = [&](DeviceFilter filter) {
+        std::vector<Row> rows;
+        inv->forEachDevice(
+            filter, [&](const Device& d) { rows.emplace_back(d.id, d.connected, d.sessionStart, d.listenerId); });
+        return rows;
+    };
+    const auto joined = list({});
+    REQUIRE(joined.size() == 6);
+    CHECK(joined == list({ .limit = 10 }));
+    CHECK(std::get<3>(joined[0]) == "L1");
+    CHECK(std::get<3>(joined[1]) == "L2");
+    CHECK(std::get<2>(joined[1]) == t0 + std::chrono::seconds(1));
+    CHECK(std::get<3>(joined[2]) == "L2");
+    CHECK_FALSE(std::get<1>(joined[3]));
+    CHECK_FALSE(std::get<3>(joined[3]));
+    CHECK_FALSE(std::get<1>(joined[5]));
+    // the connected filter, both forms
+    CHECK(list({ .connected = true }) == list({ .connected = true, .limit = 10 }));
+    CHECK(list({ .connected = true }).size() == 3);
+    CHECK(list({ .connected = false }).size() == 3);
+    CHECK(list({ .connected = false, .limit = 10 }).size() == 3);
+    // and what findById (a lookup) says
+    CHECK(inv->findById(ids[1])->listenerId == "L2");
 }
 
 TEST_CASE("credentials record: flags, change log and event, never a secret (schema version 7)")

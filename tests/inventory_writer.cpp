@@ -77,12 +77,16 @@ TEST_CASE("the change log names the devices whose decision-relevant fields chang
     auto mark = inv->lastChange();
     REQUIRE(mark > 0);
 
-    // contacts, sessions and events are bookkeeping, not changes
+    // contacts and events are bookkeeping, not changes
     inv->recordContact(Transport::Ssh, fp(1), "ssh-ed25519", "192.0.2.9", now());
     inv->listenerStarted("L", now());
-    inv->sessionOpened(a.id, "L", now(), { "urn:ietf:params:netconf:base:1.1" });
     inv->addEvent({ .at = now(), .kind = EventKind::SessionOpened, .deviceId = a.id });
     CHECK(inv->lastChange() == mark);
+    // a session opened is one (since schema 9, several instances: the instance that held the device learns that
+    // another took it over), of that device only
+    inv->sessionOpened(a.id, "L", now(), { "urn:ietf:params:netconf:base:1.1" });
+    CHECK(changedIds(*inv, mark) == std::set<int64_t> { a.id });
+    mark = inv->lastChange();
 
     inv->approve(a.id, "edge-1", std::nullopt);
     CHECK(changedIds(*inv, mark) == std::set<int64_t> { a.id });

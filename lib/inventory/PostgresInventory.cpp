@@ -213,7 +213,9 @@ SELECT d.id, d.name, d.state, d.transport, d.fingerprint, d.key_type, d.ssh_user
         WHERE s.device_id = d.id AND l.heartbeat_at >= ?1),
        d.manufacturer, d.serial, d.cert_subject, d.cert_issuer,
        (SELECT o.name FROM devices o WHERE o.id = d.same_address_as),
-       d.password_set, d.key_set, d.password_fallback
+       d.password_set, d.key_set, d.password_fallback,
+       (SELECT s.listener_id FROM sessions s JOIN listeners l ON l.id = s.listener_id
+        WHERE s.device_id = d.id AND l.heartbeat_at >= ?1 ORDER BY s.started_at DESC, s.listener_id DESC LIMIT 1)
 FROM devices d
 )";
 
@@ -273,6 +275,7 @@ Device readDevice(const pg::Statement& s, CapabilityDecoder* decoder = nullptr)
     d.passwordSet = s.integer(21) != 0;
     d.keySet = s.integer(22) != 0;
     d.passwordFallback = s.integer(23) != 0;
+    d.listenerId = s.optionalText(24); // the instance holding the newest live session, as v_devices.listener_id
     return d;
 }
 
