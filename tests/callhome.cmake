@@ -32,6 +32,11 @@ set_tests_properties(callhome_hostile_tls PROPERTIES TIMEOUT 300)
 callhome_add_test(NAME callhome_hostile_tcp SOURCES callhome_hostile_tcp.cpp callhome_hostile_scenario.cpp
     CallhomeFixture.cpp LIBS callhome-api callhome-server callhome-identity callhome-test-harness)
 set_tests_properties(callhome_hostile_tcp PROPERTIES TIMEOUT 300)
+# The hostile scenarios time a real device's keepalive answers (1 s x 3) while hostile peers flood the station: on a
+# 2-core box shared with other tests (PostgreSQL servers, HAProxy, several callhomed) the steady device itself was
+# starved past that window (CI, 2026-12-02). They run alone.
+set_tests_properties(callhome_hostile callhome_hostile_ssh callhome_hostile_tls callhome_hostile_tcp
+    PROPERTIES RUN_SERIAL TRUE)
 callhome_add_test(NAME callhome_hostile_sigterm SOURCES callhome_hostile_sigterm.cpp
     LIBS callhome-test-harness nlohmann_json::nlohmann_json)
 add_dependencies(callhome_hostile_sigterm callhomed callhomectl)

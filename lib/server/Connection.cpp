@@ -1244,6 +1244,16 @@ void Connection::keepalive()
         return;
     }
     if (m_unanswered >= m_services.limits.keepaliveCountMax) {
+        // Before giving up, take in what has arrived: when the station itself was starved of CPU (a loaded box), its
+        // timers can fire before it read the answers already waiting in the socket.
+        pump();
+        if (m_phase == Phase::Done) {
+            return;
+        }
+        if (m_unanswered < m_services.limits.keepaliveCountMax) {
+            m_nextKeepalive = now + interval;
+            return;
+        }
         finish("no answer to " + std::to_string(m_unanswered) + " keepalives", false);
         return;
     }
