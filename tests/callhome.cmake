@@ -115,7 +115,11 @@ set_tests_properties(callhome_hooks PROPERTIES TIMEOUT 180)
 
 # Several instances, one station (issue 10): two callhomed processes on one inventory, HAProxy (TCP mode) in front,
 # OpenSSH + yuma123 devices calling the balancer; take-over, kill -9, decisions and blocks through either instance.
+# callhome_multi: one SQLite file both share; callhome_multi_pg: the test's own PostgreSQL server, a state directory
+# each (CALLHOME_TEST_INVENTORY, TestInventory.h).
 callhome_add_test(NAME callhome_multi SOURCES callhome_multi.cpp harness/UnixHttp.cpp
-    LIBS callhome-common callhome-test-harness nlohmann_json::nlohmann_json)
+    LIBS callhome-common callhome-test-harness callhome-test-pg nlohmann_json::nlohmann_json)
 add_dependencies(callhome_multi callhomed callhomectl)
-set_tests_properties(callhome_multi PROPERTIES TIMEOUT 300)
+add_test(NAME callhome_multi_pg COMMAND callhome_multi)
+set_tests_properties(callhome_multi_pg PROPERTIES ENVIRONMENT CALLHOME_TEST_INVENTORY=postgresql)
+set_tests_properties(callhome_multi callhome_multi_pg PROPERTIES TIMEOUT 300)

@@ -1,12 +1,21 @@
 // Several callhomed instances on one inventory (issue 10, "several instances, one station"): two real callhomed
-// processes with their own listener ids and control sockets share one SQLite inventory file (WAL), real HAProxy in
-// TCP mode is in front of their call-home ports, real OpenSSH + yuma123 devices call the balancer. Which instance
-// holds a device, take-over by another instance, operator decisions made through one reaching the other (≤ 1 s),
-// blocks shared, the event stream of one including the other's events, and kill -9 of the holding instance.
+// processes with their own listener ids and control sockets share one inventory, real HAProxy in TCP mode is in front
+// of their call-home ports, real OpenSSH + yuma123 devices call the balancer. Which instance holds a device, take-over
+// by another instance, operator decisions made through one reaching the other (≤ 1 s), blocks shared, the event
+// stream of one including the other's events, and kill -9 of the holding instance.
+//
+// The inventory is CALLHOME_TEST_INVENTORY's (TestInventory.h; tests/callhome.cmake registers callhome_multi and
+// callhome_multi_pg):
+// - sqlite: one SQLite file (WAL) in a state directory both instances share, as on one machine;
+// - postgresql: a database of the test's own PostgreSQL server (harness/PgServer.h), each instance with a state
+//   directory of its own, as on separate machines; the second instance is given the first one's station key
+//   (ssh/key-file), as an operator copies it, and callhomectl reaches the inventory with --db.
 #include "Binaries.h"
+#include "TestInventory.h"
 #include "common/UniqueFd.h"
 #include "harness/DevPki.h"
 #include "harness/HaProxy.h"
+#include "harness/PgServer.h"
 #include "harness/SshdDevice.h"
 #include "harness/UnixHttp.h"
 #include <arpa/inet.h>
@@ -28,7 +37,48 @@ using nlohmann::json;
 
 namespace {
 /**
- * One callhomed process on the shared state directory: its own listener id, control socket, log, and a TLS control
+ * Where the instances' shared inventory is and how callhomectl reaches it: SQLite, the file in the state directory
+ * every instance shares; PostgreSQL, a fresh database, each instance with its own state directory.
+ */
+struct Station {
+    const TempDir& dir;
+    TestBackend backend = testBackend();
+    std::string db; ///< PostgreSQL: the connection string, else empty
+
+    explicit Station(const TempDir& d)
+        : dir(d)
+    {
+        if (backend == TestBackend::Postgres) {
+            static int n = 0;
+            db = PgServer::shared().createDatabase("multi" + std::to_string(++n));
+        }
+    }
+    bool postgres() const { return backend == TestBackend::Postgres; }
+    /** The PostgreSQL server's log, for a failure's dump. */
+    void addLogs(std::vector<std::string>& logs) const
+    {
+        if (postgres()) {
+            logs.push_back(PgServer::shared().logPath());
+        }
+    }
+    /** The state directory of instance `id`. */
+    std::string stateDir(const std::string& id) const { return dir.file(postgres() ? "state-" + id : "state"); }
+    /** The station key every instance presents: the first instance's (callhomed creates it there). */
+    std::string stationKeyFile() const { return stateDir("a") + "/station-key"; }
+    /** callhomectl ARGS... on the shared inventory (the first instance's state directory for local files). */
+    std::vector<std::string> ctl(std::vector<std::string> args) const
+    {
+        std::vector<std::string> argv { kCallhomectl, "--state-dir", stateDir("a") };
+        if (postgres()) {
+            argv.insert(argv.end(), { "--db", db });
+        }
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
+};
+
+/**
+ * One callhomed process on the shared inventory: its own listener id, control socket, log, and a TLS control
  * listener on a port picked at run time (HAProxy's health check connects there, not to the call-home port: a check
  * there would be a failed handshake every interval).
  */
@@ -40,11 +90,12 @@ struct Instance {
     uint16_t port = 0; ///< call home (SSH)
     uint16_t apiPort = 0; ///< the control API's TLS listener
 
-    Instance(const TempDir& dir, const DevPki& pki, std::string listenerId, const std::string& extraConfig = "")
+    Instance(const Station& station, const DevPki& pki, std::string listenerId, const std::string& extraConfig = "")
         : id(std::move(listenerId))
-        , log(dir.file("callhomed-" + id + ".log"))
-        , socket(dir.file(id + ".sock"))
+        , log(station.dir.file("callhomed-" + id + ".log"))
+        , socket(station.dir.file(id + ".sock"))
     {
+        const auto& dir = station.dir;
         auto config = dir.file("callhomed-" + id + ".json");
         // Every instance serves its control API on TLS with a certificate the others verify to the CA of
         // control/forward/ca, and presents it as a client when it forwards (an operator's instance CA; here the dev
@@ -56,12 +107,18 @@ struct Instance {
             { "ca", pki.manufacturerCa() } };
         json body = { { "listener-id", id },
             { "control", { { "socket", socket }, { "tcp", tcp }, { "forward", forward } } } };
+        if (station.postgres()) {
+            body["inventory"] = station.db;
+            if (id != "a") {
+                body["ssh"] = { { "key-file", station.stationKeyFile() } };
+            }
+        }
         if (!extraConfig.empty()) {
             body.update(json::parse(extraConfig));
         }
         writeFile(config, json { { "callhome-config:callhome", body } }.dump(2));
         process = std::make_unique<Process>(
-            ProcessSpec { { kCallhomed, "--config", config, "--state-dir", dir.file("state"), "--listen",
+            ProcessSpec { { kCallhomed, "--config", config, "--state-dir", station.stateDir(id), "--listen",
                               "ssh:127.0.0.1:0", "--log-level", "debug" },
                 dir.file("callhomed-" + id + ".out"), log });
         port = waitListening(*process, log);
@@ -90,11 +147,15 @@ struct Instance {
     json sessions() const { return json::parse(api("GET", "/v1/sessions").body)["sessions"]; }
 };
 
-json ctlJson(const TempDir& dir, std::vector<std::string> args)
+CommandResult ctl(const Station& station, std::vector<std::string> args)
 {
-    std::vector<std::string> argv { kCallhomectl, "--state-dir", dir.file("state"), "--json" };
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = runCommand(dir, argv);
+    return runCommand(station.dir, station.ctl(std::move(args)));
+}
+
+json ctlJson(const Station& station, std::vector<std::string> args)
+{
+    args.insert(args.begin(), "--json");
+    auto r = ctl(station, std::move(args));
     INFO(r.err);
     REQUIRE(r.status == 0);
     return json::parse(r.out);
@@ -172,18 +233,24 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
 {
     ignoreSigpipe();
     TempDir dir("callhome-multi");
+    Station station(dir);
     DevPki pki(dir);
-    Instance a(dir, pki, "a");
-    Instance b(dir, pki, "b");
+    Instance a(station, pki, "a");
+    Instance b(station, pki, "b");
     // b is the backup: every call goes to a while a is up, so the test knows who holds the device
     HaProxy lb(dir,
         { { .name = "a", .address = "127.0.0.1", .port = a.port, .checkPort = a.apiPort },
             { .name = "b", .address = "127.0.0.1", .port = b.port, .checkPort = b.apiPort, .backup = true } });
     DumpLogsOnFailure dump { { a.log, b.log, lb.logPath() } };
+    station.addLogs(dump.logs);
     lb.waitStatus("a", true, 5s);
     lb.waitStatus("b", true, 5s);
+    // the backend is the one asked for: a PostgreSQL station has no SQLite file in any state directory
+    for (const auto* id : { "a", "b" }) {
+        CHECK(::access((station.stateDir(id) + "/inventory.db").c_str(), F_OK) == (station.postgres() ? -1 : 0));
+    }
 
-    auto key = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
+    auto key = ctl(station, { "station-key" });
     REQUIRE(key.status == 0);
     SshdDevice device(dir, KeyType::Ed25519, key.out);
     dump.logs.push_back(device.logPath());
@@ -194,7 +261,7 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
 
     // first contact through the balancer: pending, seen by a
     REQUIRE(device.callHome("127.0.0.1", lb.port(), "127.1.0.1").waitExit(10s).has_value());
-    auto pending = ctlJson(dir, { "show", fp });
+    auto pending = ctlJson(station, { "show", fp });
     CHECK(pending["state"] == "pending");
     CHECK(pending["connected"] == false);
     CHECK(pending["listener_id"].is_null());
@@ -208,13 +275,17 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
     REQUIRE(approved.status == 200);
     auto& first = device.callHome("127.0.0.1", lb.port(), "127.1.0.1");
     json shown;
-    waitFor([&] { return (shown = ctlJson(dir, { "show", "edge-1" }))["connected"] == true; }, 30s, "edge-1 connected");
+    waitFor(
+        [&] {
+            return (shown = ctlJson(station, { "show", "edge-1" }))["connected"] == true;
+        },
+        30s, "edge-1 connected");
     CHECK(shown["listener_id"] == "a");
     CHECK(a.sessions().size() == 1);
     CHECK(b.sessions().empty());
-    auto human = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "show", "edge-1" });
+    auto human = ctl(station, { "show", "edge-1" });
     CHECK_THAT(human.out, Catch::Contains("Held by:") && Catch::Contains("instance a"));
-    auto table = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "devices" });
+    auto table = ctl(station, { "devices" });
     CHECK_THAT(table.out, Catch::Contains("HELD-BY"));
     CHECK(std::regex_search(table.out, std::regex(R"(edge-1\s+approved\s+yes\s+a\s+ssh)")));
     auto viaApi = json::parse(b.api("GET", "/v1/devices/edge-1").body);
@@ -236,8 +307,7 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
     auto rpc = b.api("POST", "/v1/devices/edge-1/rpc", "<get-config><source><running/></source></get-config>");
     CHECK(rpc.status == 200);
     CHECK_THAT(rpc.body, Catch::Contains("rpc-reply"));
-    auto ctlGetConfig = runCommand(
-        dir, { kCallhomectl, "--state-dir", dir.file("state"), "--socket", b.socket, "get-config", "edge-1" });
+    auto ctlGetConfig = ctl(station, { "--socket", b.socket, "get-config", "edge-1" });
     INFO(ctlGetConfig.err);
     CHECK(ctlGetConfig.status == 0);
     CHECK_THAT(ctlGetConfig.out, Catch::Contains("data"));
@@ -277,9 +347,13 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
     auto& second = device.callHome("127.0.0.1", b.port, "127.1.0.1");
     waitFor([&] { return b.sessions().size() == 1 && a.sessions().empty(); }, 15s, "edge-1 taken over by b");
     REQUIRE(first.waitExit(10s).has_value());
-    waitFor([&] { return ctlJson(dir, { "show", "edge-1" })["listener_id"] == "b"; }, 10s, "edge-1 shown held by b");
-    CHECK(ctlJson(dir, { "show", "edge-1" })["connected"] == true);
-    auto closed = ctlJson(dir, { "events", "--device", "edge-1" })["events"];
+    waitFor(
+        [&] {
+            return ctlJson(station, { "show", "edge-1" })["listener_id"] == "b";
+        },
+        10s, "edge-1 shown held by b");
+    CHECK(ctlJson(station, { "show", "edge-1" })["connected"] == true);
+    auto closed = ctlJson(station, { "events", "--device", "edge-1" })["events"];
     CHECK(std::any_of(closed.begin(), closed.end(), [](const json& e) {
         return e["kind"] == "session-closed"
             && e["detail"].get<std::string>().find("taken over by instance b") != std::string::npos;
@@ -294,7 +368,7 @@ TEST_CASE("two instances behind HAProxy: approved through B while seen by A, hel
     INFO("revoke through a → b's session closed: " << latency.count() << " ms");
     CHECK(latency < 1s);
     REQUIRE(second.waitExit(10s).has_value());
-    CHECK(ctlJson(dir, { "show", "edge-1" })["state"] == "revoked");
+    CHECK(ctlJson(station, { "show", "edge-1" })["state"] == "revoked");
 
     lb.stop();
     ::kill(b.process->pid(), SIGTERM);
@@ -307,11 +381,13 @@ TEST_CASE("a block recorded by one instance is honoured by the other")
 {
     ignoreSigpipe();
     TempDir dir("callhome-multi-block");
+    Station station(dir);
     DevPki pki(dir);
     const std::string strict = R"({"admission": {"block-after-failures": 3}})";
-    Instance a(dir, pki, "a");
-    Instance b(dir, pki, "b", strict);
+    Instance a(station, pki, "a");
+    Instance b(station, pki, "b", strict);
     DumpLogsOnFailure dump { { a.log, b.log } };
+    station.addLogs(dump.logs);
 
     // three failed handshakes at b from 127.2.0.1: b blocks the source and records the block
     for (int i = 0; i < 3; ++i) {
@@ -320,7 +396,7 @@ TEST_CASE("a block recorded by one instance is honoured by the other")
     json blocked;
     waitFor(
         [&] {
-            blocked = ctlJson(dir, { "blocked" })["blocked"];
+            blocked = ctlJson(station, { "blocked" })["blocked"];
             return blocked.size() == 1;
         },
         15s, "127.2.0.1 blocked");
@@ -333,7 +409,7 @@ TEST_CASE("a block recorded by one instance is honoured by the other")
     CHECK_FALSE(refusedAtOnce("127.2.0.9", a.port, 500ms));
 
     // lifted through the inventory: a admits the source again
-    auto unblocked = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "unblock", "127.2.0.1" });
+    auto unblocked = ctl(station, { "unblock", "127.2.0.1" });
     INFO(unblocked.err);
     REQUIRE(unblocked.status == 0);
     waitFor([&] { return !refusedAtOnce("127.2.0.1", a.port, 500ms); }, 5s, "a admitting 127.2.0.1 again");
@@ -344,16 +420,18 @@ TEST_CASE("kill -9 of the holding instance: the device reconnects through HAProx
 {
     ignoreSigpipe();
     TempDir dir("callhome-multi-kill");
+    Station station(dir);
     DevPki pki(dir);
-    Instance a(dir, pki, "a");
-    Instance b(dir, pki, "b");
+    Instance a(station, pki, "a");
+    Instance b(station, pki, "b");
     HaProxy lb(dir,
         { { .name = "a", .address = "127.0.0.1", .port = a.port, .checkPort = a.apiPort },
             { .name = "b", .address = "127.0.0.1", .port = b.port, .checkPort = b.apiPort, .backup = true } });
     DumpLogsOnFailure dump { { a.log, b.log, lb.logPath() } };
+    station.addLogs(dump.logs);
     lb.waitStatus("a", true, 5s);
 
-    auto key = runCommand(dir, { kCallhomectl, "--state-dir", dir.file("state"), "station-key" });
+    auto key = ctl(station, { "station-key" });
     REQUIRE(key.status == 0);
     SshdDevice mover(dir, KeyType::Ed25519, key.out); // calls again when its session ends
     SshdDevice quiet(dir, KeyType::Ed25519, key.out); // does not: shows how the staleness window ends a's claim
@@ -373,8 +451,8 @@ TEST_CASE("kill -9 of the holding instance: the device reconnects through HAProx
     waitFor([&] { return a.sessions().size() == 2; }, 30s, "both devices held by a");
     waitFor(
         [&] {
-            auto m = ctlJson(dir, { "show", "mover" });
-            auto q = ctlJson(dir, { "show", "quiet" });
+            auto m = ctlJson(station, { "show", "mover" });
+            auto q = ctlJson(station, { "show", "quiet" });
             return m["listener_id"] == "a" && q["listener_id"] == "a";
         },
         10s, "both shown held by a");
@@ -391,14 +469,14 @@ TEST_CASE("kill -9 of the holding instance: the device reconnects through HAProx
     const auto reheld = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
     INFO("kill -9 → held by b: " << reheld.count() << " ms");
     CHECK(reheld < 10s);
-    waitFor([&] { return ctlJson(dir, { "show", "mover" })["listener_id"] == "b"; }, 10s, "mover shown held by b");
+    waitFor([&] { return ctlJson(station, { "show", "mover" })["listener_id"] == "b"; }, 10s, "mover shown held by b");
 
     // until the staleness window (15 s after a's last heartbeat, which is at most 5 s old) has passed and a little
     // more, a may still be shown holding the quiet device; after it, never: neither device is ever shown held by a
     const auto window = 15s + 2s;
     bool quietReleased = false;
     while (Clock::now() < killed + window + 3s) {
-        auto devices = ctlJson(dir, { "devices" })["devices"];
+        auto devices = ctlJson(station, { "devices" })["devices"];
         for (const auto& d : devices) {
             if (d["name"] == "mover") {
                 CHECK(d["listener_id"] == "b");
@@ -418,14 +496,14 @@ TEST_CASE("kill -9 of the holding instance: the device reconnects through HAProx
 
     // nothing approved is lost: both devices are still approved, and the approvals are in the event log
     for (const auto* name : { "mover", "quiet" }) {
-        auto d = ctlJson(dir, { "show", name });
+        auto d = ctlJson(station, { "show", name });
         CHECK(d["state"] == "approved");
-        auto ev = ctlJson(dir, { "events", "--device", name })["events"];
+        auto ev = ctlJson(station, { "events", "--device", name })["events"];
         CHECK(std::any_of(ev.begin(), ev.end(), [](const json& e) { return e["kind"] == "approved"; }));
     }
     // the quiet device calls again: b takes it over
     quiet.callHome("127.0.0.1", lb.port(), "127.1.0.3");
-    waitFor([&] { return ctlJson(dir, { "show", "quiet" })["listener_id"] == "b"; }, 30s, "quiet held by b");
+    waitFor([&] { return ctlJson(station, { "show", "quiet" })["listener_id"] == "b"; }, 30s, "quiet held by b");
 
     lb.stop();
     ::kill(b.process->pid(), SIGTERM);
