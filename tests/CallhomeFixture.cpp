@@ -1,8 +1,10 @@
 #include "CallhomeFixture.h"
 #include "api/ControlApi.h"
+#include "common/Log.h"
 #include "harness/Util.h"
 #include "server/SessionRegistry.h"
 #include <algorithm>
+#include <cstdlib>
 
 namespace callhome::test {
 using namespace std::chrono_literals;
@@ -22,6 +24,13 @@ CallhomeFixture::CallhomeFixture(bool tls)
     config.handshakeTimeout = 3s;
     config.eventLoops = 2;
     config.listenerId = "test-listener";
+    // CALLHOME_TEST_LOG_LEVEL (as log/level and --log-level take it, e.g. "debug" or "netconf=debug"): a failure
+    // investigated with more of the station's log than the default info
+    if (const char* text = std::getenv("CALLHOME_TEST_LOG_LEVEL")) {
+        log::Levels levels;
+        log::parseLevels(text, levels);
+        log::setLevels(levels);
+    }
     start();
 }
 

@@ -1,6 +1,7 @@
 #include "inventory/SqliteInventory.h"
 #include "common/Log.h"
 #include "common/Text.h"
+#include "inventory/Common.h"
 #include "inventory/ExpectError.h"
 #include <algorithm>
 #include <cctype>
@@ -27,177 +28,7 @@ extern const std::vector<std::pair<std::string_view, std::string_view>> migratio
 
 namespace callhome::inventory {
 namespace {
-constexpr std::string_view FingerprintPrefix = "SHA256:";
-// A fingerprint prefix must carry at least 96 bits, or an impostor could make a key that matches it (24 bits take
-// well under a second): 16 base64 characters of an SSH fingerprint, 24 hex digits of a TLS one.
-constexpr size_t MinPrefixLength = 16;
-constexpr size_t MinHexPrefixDigits = 24;
-/// Listing the candidates of an ambiguous prefix: a few are enough to show the operator what to type.
-constexpr int64_t MaxCandidates = 10;
-/// SSH fingerprints are SHA-256 in unpadded base64: 43 characters after "SHA256:".
-constexpr size_t SshFingerprintLength = 43;
-constexpr size_t MaxNameLength = 64;
-constexpr const char* DecidedByPreProvisioning = "pre-provisioned";
-constexpr size_t MaxIdentityLength = 1024;
-
-int64_t toMs(TimePoint t)
-{
-    return t.time_since_epoch().count();
-}
-
-TimePoint fromMs(int64_t ms)
-{
-    return TimePoint(std::chrono::milliseconds(ms));
-}
-
-/** Migrations in file-name order; each name starts with its 1-based number ("0001-initial.sql"). */
-std::vector<std::pair<std::string_view, std::string_view>> sortedMigrations()
-{
-    auto list = embedded::migrations;
-    std::sort(list.begin(), list.end());
-    for (size_t i = 0; i < list.size(); ++i) {
-        const auto& name = list[i].first;
-        auto digits = name.substr(0, name.find_first_not_of("0123456789"));
-        if (digits.empty() || std::stoll(std::string(digits)) != static_cast<long long>(i + 1)) {
-            // A build with a gap or duplicate in schemas/sql would number schema versions wrongly.
-            throw DatabaseError(
-                "internal error: migration " + std::string(name) + " is not number " + std::to_string(i + 1));
-        }
-    }
-    return list;
-}
-
-/** "manufacturer/serial", the way operators and `callhomectl` write a TLS device's 802.1AR identity. */
-std::string serialIdentity(const Device& d)
-{
-    return d.manufacturer + "/" + d.serial;
-}
-
-std::string describe(const Device& d)
-{
-    if (d.name) {
-        return *d.name;
-    }
-    return d.fingerprint.empty() && !d.serial.empty() ? serialIdentity(d) : d.fingerprint;
-}
-
-/** Empty, over-long or control characters; returns the problem, empty when fine. */
-std::string identityProblem(const std::string& what, const std::string& value)
-{
-    if (value.empty()) {
-        return what + " is empty";
-    }
-    if (value.size() > MaxIdentityLength) {
-        return fmt::format("{} is longer than {} characters", what, MaxIdentityLength);
-    }
-    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
-        return what + " contains control characters";
-    }
-    return {};
-}
-
-/**
- * TLS fingerprints are hex ("SHA256:AB:CD:..."), which operators may type in lower case; SSH fingerprints are
- * base64 (case-sensitive, never a ':'), so only a reference made of hex digits and colons is upper-cased.
- */
-std::string normalizeHexFingerprint(const std::string& reference)
-{
-    auto body = std::string_view(reference);
-    std::string prefix;
-    auto head = std::string(body.substr(0, FingerprintPrefix.size()));
-    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::toupper(c); });
-    if (head == FingerprintPrefix) {
-        prefix = FingerprintPrefix;
-        body.remove_prefix(FingerprintPrefix.size());
-    }
-    auto isHexOrColon = [](unsigned char c) { return std::isxdigit(c) || c == ':'; };
-    if (body.find(':') == std::string_view::npos || !std::all_of(body.begin(), body.end(), isHexOrColon)) {
-        return reference;
-    }
-    std::string upper(body);
-    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
-    return prefix + upper;
-}
-
-bool isNameChar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
-        || c == '-';
-}
-
-/** All digits: such a name would shadow a numeric id when an operator refers to a device. */
-bool isAllDigits(const std::string& text)
-{
-    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-/** The rules of validateName as a yes/no, for names that come from certificates rather than from operators. */
-bool isValidName(const std::string& name)
-{
-    return !name.empty() && name.size() <= MaxNameLength && std::all_of(name.begin(), name.end(), isNameChar)
-        && !isAllDigits(name);
-}
-
-void validateName(const std::string& name)
-{
-    if (name.empty()) {
-        throw UsageError("a device name cannot be empty");
-    }
-    if (name.size() > MaxNameLength) {
-        throw UsageError(fmt::format("device name \"{}\" is longer than {} characters", name, MaxNameLength));
-    }
-    if (!std::all_of(name.begin(), name.end(), isNameChar)) {
-        throw UsageError(fmt::format("device name \"{}\" may contain only letters, digits, '.', '_' and '-'", name));
-    }
-    if (isAllDigits(name)) {
-        throw UsageError(fmt::format(
-            "device name \"{}\" is all digits, which would read as a device id; add a letter (e.g. \"dev-{}\")", name,
-            name));
-    }
-}
-
-/** "SHA256:" and 43 base64 characters: what ssh-keygen -l -E sha256 prints. Returns the problem, empty when fine. */
-std::string sshFingerprintProblem(const std::string& fp)
-{
-    auto isBase64 = [](unsigned char c) { return std::isalnum(c) || c == '+' || c == '/'; };
-    if (!fp.starts_with(FingerprintPrefix) || fp.size() != FingerprintPrefix.size() + SshFingerprintLength
-        || !std::all_of(fp.begin() + FingerprintPrefix.size(), fp.end(), isBase64)) {
-        return fmt::format("\"{}\" is not an SSH host key fingerprint (SHA256: and {} base64 characters, as "
-                           "ssh-keygen -l -E sha256 prints)",
-            escapeControl(fp), SshFingerprintLength);
-    }
-    return {};
-}
-
-std::vector<std::string> escapedAll(const std::vector<std::string>& texts)
-{
-    std::vector<std::string> out;
-    out.reserve(texts.size());
-    for (const auto& t : texts) {
-        out.push_back(escapeControl(t));
-    }
-    return out;
-}
-
-std::string encodeCapabilities(const std::vector<std::string>& capabilities)
-{
-    return nlohmann::json(capabilities).dump();
-}
-
-std::vector<std::string> decodeCapabilities(std::string_view text, int64_t deviceId)
-{
-    auto parsed = nlohmann::json::parse(text, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_array()) {
-        throw DatabaseError(fmt::format("device {} has malformed capabilities in the inventory", deviceId));
-    }
-    std::vector<std::string> out;
-    for (const auto& item : parsed) {
-        if (item.is_string()) {
-            out.push_back(item.get<std::string>());
-        }
-    }
-    return out;
-}
+using namespace detail; // the rules both backends share (Common.h)
 
 // ?1 is always the oldest heartbeat that still counts as alive; the WHERE clause binds ?2 and ?3; ?9 = 0 leaves the
 // capabilities out (unbound: NULL, they are read). Column 24 is the capability set's id (NULL: none yet),
@@ -634,7 +465,7 @@ void requireForeignKeysIntact(sqlite::Connection& db, const std::string& purpose
 
 void SqliteInventory::migrate()
 {
-    auto list = sortedMigrations();
+    auto list = sortedMigrations(embedded::migrations);
     // A migration may rebuild a table the SQLite way (create, copy, drop, rename). With foreign keys enforced,
     // DROP TABLE would first delete every row and run the ON DELETE actions of the tables that reference it
     // (sessions cascade away, events lose their device_id), so enforcement is off while migrating, as the SQLite
@@ -2080,11 +1911,6 @@ constexpr const char* StagedColumns
     = "SELECT s.id, s.device_id, COALESCE(d.name, ''), s.created_at, s.created_by, s.target, s.do_commit, s.format, "
       "s.content, s.state, s.updated_at, s.attempts, s.connection_id, s.message_id, s.error_tag, s.error_message, "
       "s.detail FROM staged s JOIN devices d ON d.id = s.device_id ";
-
-std::string stagedLabel(int64_t id)
-{
-    return "staged edit #" + std::to_string(id);
-}
 
 StagedEdit stagedFromRow(const sqlite::Statement& stmt)
 {
