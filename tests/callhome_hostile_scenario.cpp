@@ -82,6 +82,7 @@ RealDevices::RealDevices(CallhomeFixture& f)
             auto& dev = *m_sshd.emplace_back(
                 std::make_unique<SshdDevice>(f.dir, KeyType::Ed25519, f.daemon->stationPublicKey()));
             d.callHome = [&dev, &f]() -> Process& { return dev.callHome("127.0.0.1", f.portV4()); };
+            d.logs = { dev.logPath(), dev.netconfdLogPath() };
             REQUIRE(d.callHome().waitExit(10s).has_value()); // first contact: pending, closed after key exchange
             d.id = f.waitForDevice(dev.hostKeyFingerprint()).id;
             f.inventory().approve(d.id, name, dev.user());
@@ -91,6 +92,7 @@ RealDevices::RealDevices(CallhomeFixture& f)
         auto& dev = *m_stunnel.emplace_back(
             std::make_unique<StunnelDevice>(f.dir, cred, StunnelDeviceOptions { .trustedCaPath = f.pki->stationCa() }));
         d.callHome = [&dev, &f]() -> Process& { return dev.callHome("127.0.0.1", f.portV4()); };
+        d.logs = { dev.logPath(), dev.netconfdLogPath() };
         if (pkiName == "sn-0001") {
             f.inventory().expect({ { "SN0001", "example", name } }); // zero touch: approved before it ever calls
             d.id = f.inventory().resolve(name).id;
@@ -115,7 +117,15 @@ RealDevices::~RealDevices() = default;
 void RealDevices::checkSteady(const std::string& where)
 {
     INFO("steady device " << where);
-    CHECK(connected(m_f, steady.id));
+    bool up = connected(m_f, steady.id);
+    if (!up) { // what the device side saw: its own log says whether our keepalives reached it and were answered
+        for (const auto& l : steady.logs) {
+            auto text = readFileIfExists(l);
+            std::cerr << "---- " << l << " (last 6000 bytes)\n"
+                      << text.substr(text.size() > 6000 ? text.size() - 6000 : 0);
+        }
+    }
+    CHECK(up);
 }
 
 void RealDevices::check(const std::string& what)

@@ -43,6 +43,7 @@ struct RealDevice {
     std::string name;
     int64_t id = 0;
     std::function<Process&()> callHome;
+    std::vector<std::string> logs; ///< the device side's logs (sshd or stunnel, netconfd), shown when a check fails
 };
 
 /**

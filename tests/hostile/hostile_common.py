@@ -223,6 +223,9 @@ class NetconfDevice:
             return False
         station11 = BASE_11.encode() in msg
         self.framer.chunked = self.base11 and station11
+        # What came in the same read as the hello is already buffered, in the framing just agreed: a station may
+        # send its first <rpc> right behind its <hello>, and no more bytes may follow to make feed() look again.
+        self.pending.extend(self.framer.feed(b""))
         self.status.mark("hello-received", "base:1.1" if self.framer.chunked else "base:1.0")
         return True
 
