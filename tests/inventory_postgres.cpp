@@ -117,6 +117,59 @@ TEST_CASE("an empty database is migrated to the current schema")
     REQUIRE(inv->checkIntegrity().empty());
 }
 
+TEST_CASE("capability sets are shared, kept while used and dropped when unused; one dropped by another connection "
+          "is stored again")
+{
+    auto spec = server().createDatabase();
+    auto inv = openInventory(spec, OpenMode::CreateAndMigrate);
+    auto other = openInventory(spec, OpenMode::CreateAndMigrate); // another instance on the same database
+    inv->listenerStarted("l1", now());
+    const std::vector<std::string> v1 { "urn:ietf:params:netconf:base:1.1", "urn:model:v1" };
+    const std::vector<std::string> v2 { "urn:ietf:params:netconf:base:1.1", "urn:model:v2" };
+    auto sets = [&] { return server().value(spec, "SELECT COUNT(*) FROM capability_sets"); };
+    auto setOf = [&](int64_t id) {
+        return server().value(spec, "SELECT capability_set FROM devices WHERE id = " + std::to_string(id));
+    };
+    auto a = inv->recordContact(Transport::Ssh, FpA, "ssh-ed25519", "192.0.2.7", now()).device;
+    auto b = inv->recordContact(Transport::Ssh, FpB, "ssh-ed25519", "192.0.2.8", now()).device;
+
+    inv->sessionOpened(a.id, "l1", now(), v1);
+    inv->sessionOpened(b.id, "l1", now(), v1);
+    REQUIRE(sets() == "1");
+    const auto first = setOf(a.id);
+    REQUIRE(setOf(b.id) == first);
+    // the same list again: the same set, the device's row not rewritten (its xmin, the writing transaction, stays)
+    const auto xmin = server().value(spec, "SELECT xmin FROM devices WHERE id = " + std::to_string(a.id));
+    inv->sessionOpened(a.id, "l1", now(), v1);
+    REQUIRE(server().value(spec, "SELECT xmin FROM devices WHERE id = " + std::to_string(a.id)) == xmin);
+
+    // a upgraded: v1 stays (b uses it); b upgraded too: v1 is dropped
+    inv->sessionOpened(a.id, "l1", now(), v2);
+    REQUIRE(sets() == "2");
+    inv->sessionOpened(b.id, "l1", now(), v2);
+    REQUIRE(sets() == "1");
+    REQUIRE(setOf(a.id) == setOf(b.id));
+    REQUIRE(inv->findById(a.id)->capabilities == v2);
+
+    // v1 comes back while `inv` still knows v1's old id: dropped meanwhile, so stored again under a new one
+    inv->sessionOpened(a.id, "l1", now(), v1);
+    REQUIRE(sets() == "2");
+    REQUIRE(setOf(a.id) != first);
+    REQUIRE(inv->findById(a.id)->capabilities == v1);
+    // the other connection drops it (b back to v1 then forgotten, a moved to v2), and inv stores v1 once more
+    other->sessionOpened(b.id, "l1", now(), v1);
+    other->sessionOpened(a.id, "l1", now(), v2);
+    other->forget(b.id);
+    REQUIRE(sets() == "1");
+    inv->sessionOpened(a.id, "l1", now(), v1);
+    REQUIRE(inv->findById(a.id)->capabilities == v1);
+    REQUIRE(sets() == "1"); // v2 went with its last device
+    // forgetting the last device using a set drops it
+    inv->forget(a.id);
+    REQUIRE(sets() == "0");
+    REQUIRE(inv->checkIntegrity().empty());
+}
+
 TEST_CASE("readers refuse an empty database; a foreign or newer one is refused untouched")
 {
     auto empty = server().createDatabase();

@@ -961,26 +961,70 @@ std::vector<ListenerInfo> PostgresInventory::listeners()
     return out;
 }
 
+int64_t PostgresInventory::storeCapabilitySet(const std::string& json, const std::string& purpose)
+{
+    constexpr size_t MaxKnownSets = 64; // a fleet has one list per model and release
+    if (auto it = m_capabilitySets.find(json); it != m_capabilitySets.end()) {
+        // Sets are dropped when their last device stops using one, perhaps by another instance: check it is there.
+        auto stmt = m_db.prepare("SELECT 1 FROM capability_sets WHERE id = ?1", purpose);
+        if (stmt.bind(1, it->second).step()) {
+            return it->second;
+        }
+        m_capabilitySets.erase(it);
+    }
+    // Each distinct list is stored once, found by its md5: a fleet has few lists, each kilobytes.
+    m_db.prepare("INSERT INTO capability_sets (capabilities, hash) VALUES (?1, md5(?1)) ON CONFLICT (hash) DO NOTHING",
+            purpose)
+        .bind(1, json)
+        .run();
+    auto stmt = m_db.prepare("SELECT id FROM capability_sets WHERE hash = md5(?1) AND capabilities = ?1", purpose);
+    if (!stmt.bind(1, json).step()) {
+        throw DatabaseError(fmt::format("{}: the capability set just stored is missing", purpose));
+    }
+    if (m_capabilitySets.size() >= MaxKnownSets) {
+        m_capabilitySets.clear();
+    }
+    return m_capabilitySets[json] = stmt.integer(0);
+}
+
+void PostgresInventory::dropUnusedCapabilitySet(std::optional<int64_t> set, const std::string& purpose)
+{
+    if (set) {
+        m_db.prepare("DELETE FROM capability_sets WHERE id = ?1 "
+                     "AND NOT EXISTS (SELECT 1 FROM devices WHERE capability_set = ?1)",
+                purpose)
+            .bind(1, *set)
+            .run();
+    }
+}
+
 void PostgresInventory::sessionOpened(
     int64_t deviceId, const std::string& listenerId, TimePoint start, const std::vector<std::string>& capabilities)
 {
     Guard lock(*this);
     const std::string purpose = fmt::format("recording the session of device {}", deviceId);
     WriteTransaction tx(*this, Sync::Normal, purpose);
-    // Each distinct list is stored once (capability_sets), found by its md5: a fleet has few lists, each kilobytes.
+    std::optional<int64_t> previousSet;
+    {
+        auto stmt = m_db.prepare("SELECT capability_set FROM devices WHERE id = ?1", purpose);
+        if (!stmt.bind(1, deviceId).step()) {
+            throw NotFound(fmt::format("{}: no device with id {}", purpose, deviceId));
+        }
+        previousSet = stmt.optionalInteger(0);
+    }
+    // A device that calls again with the same list (the usual case) leaves its row alone, and when this connection
+    // knows the list's set to be the device's own, nothing about the set is read either (the device refers to it).
     const auto encoded = encodeCapabilities(escapedAll(capabilities));
-    m_db.prepare("INSERT INTO capability_sets (capabilities, hash) VALUES (?1, md5(?1)) ON CONFLICT (hash) DO NOTHING",
-            purpose)
-        .bind(1, encoded)
-        .run();
-    m_db.prepare("UPDATE devices SET capability_set = (SELECT c.id FROM capability_sets c WHERE c.hash = md5(?1) "
-                 "AND c.capabilities = ?1) WHERE id = ?2",
-            purpose)
-        .bind(1, encoded)
-        .bind(2, deviceId)
-        .run();
-    if (m_db.changes() == 0) {
-        throw NotFound(fmt::format("{}: no device with id {}", purpose, deviceId));
+    auto known = m_capabilitySets.find(encoded);
+    const auto set = known != m_capabilitySets.end() && known->second == previousSet
+        ? known->second
+        : storeCapabilitySet(encoded, purpose);
+    if (set != previousSet) {
+        m_db.prepare("UPDATE devices SET capability_set = ?1 WHERE id = ?2", purpose)
+            .bind(1, set)
+            .bind(2, deviceId)
+            .run();
+        dropUnusedCapabilitySet(previousSet, purpose);
     }
     {
         auto stmt = m_db.prepare("SELECT 1 FROM listeners WHERE id = ?1", purpose);
@@ -1537,7 +1581,16 @@ void PostgresInventory::forgetLocked(const Device& d)
 {
     // Sessions and retired identities go with the device (ON DELETE CASCADE); events keep their text and get
     // device_id NULL (ON DELETE SET NULL, the one change the append-only trigger allows).
-    m_db.prepare("DELETE FROM devices WHERE id = ?1", "forgetting a device").bind(1, d.id).run();
+    const std::string purpose = "forgetting a device";
+    std::optional<int64_t> set;
+    {
+        auto stmt = m_db.prepare("SELECT capability_set FROM devices WHERE id = ?1", purpose);
+        if (stmt.bind(1, d.id).step()) {
+            set = stmt.optionalInteger(0);
+        }
+    }
+    m_db.prepare("DELETE FROM devices WHERE id = ?1", purpose).bind(1, d.id).run();
+    dropUnusedCapabilitySet(set, purpose);
     appendEvent({ .at = now(),
         .kind = EventKind::Forgotten,
         .deviceId = std::nullopt,

@@ -122,6 +122,10 @@ private:
     Device rejectLocked(const Device& d);
     Device revokeLocked(const Device& d);
     void forgetLocked(const Device& d);
+    /** The id of the capability set `json` (stored when new); known ids are kept in m_capabilitySets. */
+    int64_t storeCapabilitySet(const std::string& json, const std::string& purpose);
+    /** Deletes `set` when no device uses it any more (as the SQLite backend does). */
+    void dropUnusedCapabilitySet(std::optional<int64_t> set, const std::string& purpose);
     std::pair<Device, bool> expectSsh(const ExpectedDevice& e, std::size_t position, TimePoint at);
     Device setStateByOperator(
         const Device& d, DeviceState state, EventKind kind, const std::string& detail, const char* purpose);
@@ -144,6 +148,10 @@ private:
     bool m_inBatch = false;
     int m_lockDepth = 0; ///< Guards held (recursively) by this thread; guarded by m_mutex
     std::string m_actor = "operator";
+    /// capability list (JSON) → capability_sets.id, for the lists this connection stored or found: a fleet has few,
+    /// and a device that calls again with its list needs no lookup of kilobytes by hash. Bounded (cleared when
+    /// full); an id whose set was dropped since is noticed and looked up again.
+    std::unordered_map<std::string, int64_t> m_capabilitySets;
 };
 
 /** A PostgresInventory (for openInventory()): createAndMigrate for callhomed, false for readers. */
