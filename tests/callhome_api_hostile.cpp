@@ -35,7 +35,7 @@ TEST_CASE("control API: a device that drops mid-RPC gives the transport error an
     HostilePeer peer(f.dir, HostileKind::Ssh, HostilePeerOptions { .authorizedKeyLine = f.daemon->stationPublicKey() });
     auto& attempt = approvedHostile(f, peer, "dropper", "drop-on-rpc");
     auto id = f.inventory().findByFingerprint(peer.hostKeyFingerprint())->id;
-    CHECK(f.inventory().findById(id)->connected);
+    f.waitConnected(id); // the writer records the session a moment after the registry has it
 
     auto started = Clock::now();
     auto r = call(f, "POST", deviceUrl("dropper", "rpc"), kGet, { { "Content-Type", "application/xml" } });
